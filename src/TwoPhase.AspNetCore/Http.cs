@@ -1,0 +1,93 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using TwoPhase.Protocol;
+
+namespace TwoPhase.AspNetCore;
+
+/// <summary>PREPARE, COMMIT and ABORT over HTTP/JSON, in the v1 dialect or the old one.</summary>
+public sealed class HttpParticipantTransport(HttpClient http, IOptions<TwoPhaseOptions> options) : IParticipantTransport
+{
+    public const string ClientName = "twophase-participants";
+
+    public async Task<Vote> PrepareAsync(ParticipantRef participant, string transactionId, string payload, CancellationToken cancellationToken)
+    {
+        using var request = participant.Legacy
+            ? Post(participant, "prepare", LegacyBody(transactionId, payload))
+            : Post(participant, $"v1/transactions/{Uri.EscapeDataString(transactionId)}/prepare", payload);
+        try
+        {
+            using var response = await http.SendAsync(request, cancellationToken);
+            if (!response.IsSuccessStatusCode)
+            {
+                return new Vote(participant.Name, VoteKind.None, $"prepare answered HTTP {(int)response.StatusCode}");
+            }
+
+            var body = await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken);
+            var vote = body.TryGetProperty("vote", out var v) ? v.GetString() : null;
+            var reason = body.TryGetProperty("reason", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString() : null;
+            return vote switch
+            {
+                "yes" => new Vote(participant.Name, VoteKind.Yes),
+                "no" => new Vote(participant.Name, VoteKind.No, reason ?? "refused"),
+                _ => new Vote(participant.Name, VoteKind.None, "prepare answer had no vote"),
+            };
+        }
+        catch (HttpRequestException e)
+        {
+            return new Vote(participant.Name, VoteKind.None, $"unreachable: {e.HttpRequestError}");
+        }
+        catch (JsonException)
+        {
+            return new Vote(participant.Name, VoteKind.None, "prepare answer was not JSON");
+        }
+    }
+
+    public async Task<Ack> SendDecisionAsync(ParticipantRef participant, string transactionId, Decision decision, string payload, CancellationToken cancellationToken)
+    {
+        using var request = participant.Legacy
+            ? Post(participant, decision == Decision.Commit ? "commit" : "rollback", LegacyBody(transactionId, payload))
+            : Post(participant, $"v1/transactions/{Uri.EscapeDataString(transactionId)}/{(decision == Decision.Commit ? "commit" : "abort")}", null);
+        try
+        {
+            using var response = await http.SendAsync(request, cancellationToken);
+            return response.StatusCode switch
+            {
+                _ when response.IsSuccessStatusCode => new Ack(participant.Name, AckKind.Acknowledged),
+                HttpStatusCode.Conflict => new Ack(participant.Name, AckKind.Conflict, await response.Content.ReadAsStringAsync(cancellationToken)),
+                _ => new Ack(participant.Name, AckKind.Failed, $"HTTP {(int)response.StatusCode}"),
+            };
+        }
+        catch (HttpRequestException e)
+        {
+            return new Ack(participant.Name, AckKind.Failed, $"unreachable: {e.HttpRequestError}");
+        }
+    }
+
+    private HttpRequestMessage Post(ParticipantRef participant, string path, string? json)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, new Uri(participant.Url, path))
+        {
+            Content = new StringContent(json ?? "{}", Encoding.UTF8, "application/json"),
+        };
+        if (!string.IsNullOrEmpty(options.Value.Secret))
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", options.Value.Secret);
+        }
+
+        return request;
+    }
+
+    /// <summary>The old dialect carries a numeric order id; our payload keeps it as <c>legacyOrderId</c> when there is one.</summary>
+    private static string LegacyBody(string transactionId, string payload)
+    {
+        using var doc = JsonDocument.Parse(payload);
+        var orderId = doc.RootElement.TryGetProperty("legacyOrderId", out var legacy) && legacy.ValueKind == JsonValueKind.Number
+            ? legacy.Clone()
+            : doc.RootElement.TryGetProperty("orderId", out var id) ? id.Clone() : default;
+        return JsonSerializer.Serialize(new Dictionary<string, object?> { ["transactionId"] = transactionId, ["orderId"] = orderId.ValueKind == JsonValueKind.Undefined ? null : orderId });
+    }
+}

@@ -1,0 +1,94 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace TwoPhase.AspNetCore;
+
+/// <summary>Settings shared by every TwoPhase service.</summary>
+public sealed class TwoPhaseOptions
+{
+    public const string SectionName = "TwoPhase";
+
+    /// <summary>
+    /// The secret shared by the services. When set, protocol and admin endpoints demand
+    /// <c>Authorization: Bearer &lt;secret&gt;</c>, and this service sends it. Never logged.
+    /// </summary>
+    public string? Secret { get; set; }
+
+    /// <summary>Largest request body accepted, in bytes.</summary>
+    [Range(1024, 16 * 1024 * 1024)]
+    public int MaxBodyBytes { get; set; } = 64 * 1024;
+}
+
+/// <summary>One participant in the coordinator's configuration.</summary>
+public sealed class ParticipantEndpoint
+{
+    [Required]
+    public string Name { get; set; } = "";
+
+    [Required]
+    public string Url { get; set; } = "";
+
+    /// <summary><c>v1</c> (default) or <c>legacy</c> for a participant that speaks only <c>/prepare</c>, <c>/commit</c>, <c>/rollback</c>.</summary>
+    public string Protocol { get; set; } = "v1";
+}
+
+/// <summary>The coordinator's bounds (DESIGN §2 defaults).</summary>
+public sealed class CoordinatorOptions
+{
+    public const string SectionName = "Coordinator";
+
+    /// <summary>The participants every order involves. Defaults to the reference storage and delivery services.</summary>
+    public List<ParticipantEndpoint> Participants { get; set; } = [];
+
+    [Range(50, 600_000)]
+    public int PrepareDeadlineMs { get; set; } = 2000;
+
+    [Range(50, 600_000)]
+    public int DecisionTimeoutMs { get; set; } = 2000;
+
+    [Range(1, 60_000)]
+    public int RetryInitialDelayMs { get; set; } = 50;
+
+    [Range(1, 600_000)]
+    public int RetryMaxDelayMs { get; set; } = 5000;
+
+    [Range(50, 600_000)]
+    public int RecoveryIntervalMs { get; set; } = 1000;
+
+    [Range(1, 10_000)]
+    public int RecoveryBatchSize { get; set; } = 256;
+
+    /// <summary>Transactions in flight at once; more get 503 with Retry-After.</summary>
+    [Range(1, 100_000)]
+    public int MaxInFlight { get; set; } = 512;
+}
+
+/// <summary>The participant's bounds.</summary>
+public sealed class ParticipantOptions
+{
+    public const string SectionName = "Participant";
+
+    /// <summary>Where to ask about transactions in doubt.</summary>
+    public string CoordinatorUrl { get; set; } = "http://127.0.0.1:8000";
+
+    /// <summary>A prepared row older than this asks the coordinator for the decision.</summary>
+    [Range(100, 3_600_000)]
+    public int InDoubtAfterMs { get; set; } = 5000;
+
+    [Range(50, 600_000)]
+    public int CheckIntervalMs { get; set; } = 1000;
+
+    [Range(1, 600_000)]
+    public int RetryInitialDelayMs { get; set; } = 100;
+
+    [Range(1, 600_000)]
+    public int RetryMaxDelayMs { get; set; } = 5000;
+
+    [Range(1, 10_000)]
+    public int BatchSize { get; set; } = 256;
+
+    [Range(50, 60_000)]
+    public int QueryTimeoutMs { get; set; } = 2000;
+
+    /// <summary>Serve the old unauthenticated <c>/prepare</c>, <c>/commit</c>, <c>/rollback</c>.</summary>
+    public bool LegacyProtocol { get; set; } = true;
+}

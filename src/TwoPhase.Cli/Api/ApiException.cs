@@ -1,0 +1,19 @@
+namespace TwoPhase.Cli.Api;
+
+/// <summary>A service answered in a way the CLI cannot use (unexpected status, unreadable body).</summary>
+public sealed class ApiException : Exception
+{
+    public ApiException()
+    {
+    }
+
+    public ApiException(string message)
+        : base(message)
+    {
+    }
+
+    public ApiException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}

@@ -1,0 +1,250 @@
+using System.Data;
+using System.Data.Common;
+using Microsoft.Data.Sqlite;
+using Npgsql;
+
+namespace TwoPhase.Persistence;
+
+/// <summary>The two stores we support. Every SQL difference between them is decided here or beside the SQL that needs it.</summary>
+public enum Dialect
+{
+    Sqlite,
+    Postgres,
+}
+
+/// <summary>Where a service keeps its data.</summary>
+public sealed class DatabaseOptions
+{
+    public const string SectionName = "Database";
+
+    /// <summary><c>sqlite</c> (the embedded default) or <c>postgres</c>.</summary>
+    public string Provider { get; set; } = "sqlite";
+
+    /// <summary>An Npgsql or Microsoft.Data.Sqlite connection string. Empty: a SQLite file under <c>data/</c>.</summary>
+    public string? ConnectionString { get; set; }
+
+    /// <summary>Connections kept open to PostgreSQL at most.</summary>
+    public int MaxPoolSize { get; set; } = 64;
+}
+
+/// <summary>One local database transaction in progress.</summary>
+public sealed record LocalTransaction(DbConnection Connection, DbTransaction Transaction, Dialect Dialect);
+
+/// <summary>
+/// A service's database: opens connections, runs local transactions with the durability asked for, and hides
+/// the two places where SQLite and PostgreSQL must be driven differently (write concurrency, forced commits).
+/// </summary>
+public sealed class Database : IAsyncDisposable
+{
+    private const int MaxDeadlockRetries = 5;
+    private readonly NpgsqlDataSource? _postgres;
+    private readonly string? _sqlite;
+
+    // SQLite allows one writer at a time. Queuing writers here, instead of letting them spin on
+    // SQLITE_BUSY inside the engine, keeps latency fair and predictable under concurrency.
+    private readonly SemaphoreSlim _sqliteWriter = new(1, 1);
+
+    private Database(Dialect dialect, NpgsqlDataSource? postgres, string? sqlite)
+    {
+        Dialect = dialect;
+        _postgres = postgres;
+        _sqlite = sqlite;
+    }
+
+    public Dialect Dialect { get; }
+
+    /// <summary>A readable description without secrets, for logs and the CLI.</summary>
+    public string Describe() => Dialect == Dialect.Postgres
+        ? $"postgres {new NpgsqlConnectionStringBuilder(_postgres!.ConnectionString).Host}/{new NpgsqlConnectionStringBuilder(_postgres.ConnectionString).Database}"
+        : $"sqlite {new SqliteConnectionStringBuilder(_sqlite).DataSource}";
+
+    public static Database Create(DatabaseOptions options, string defaultSqliteFile)
+    {
+        var provider = options.Provider.Trim().ToLowerInvariant();
+        if (provider is "postgres" or "postgresql" or "npgsql")
+        {
+            if (string.IsNullOrWhiteSpace(options.ConnectionString))
+            {
+                throw new InvalidOperationException("Database:Provider is postgres but Database:ConnectionString is empty.");
+            }
+
+            var builder = new NpgsqlConnectionStringBuilder(options.ConnectionString);
+            if (!options.ConnectionString.Contains("Maximum Pool Size", StringComparison.OrdinalIgnoreCase)
+                && !options.ConnectionString.Contains("MaxPoolSize", StringComparison.OrdinalIgnoreCase))
+            {
+                builder.MaxPoolSize = options.MaxPoolSize;
+            }
+
+            // Bounded waits: a stuck database must surface as an error, not hang a request forever.
+            if (builder.Timeout == 15)
+            {
+                builder.Timeout = 5;
+            }
+
+            return new Database(Dialect.Postgres, new NpgsqlDataSourceBuilder(builder.ConnectionString).Build(), null);
+        }
+
+        if (provider != "sqlite")
+        {
+            throw new InvalidOperationException($"Database:Provider '{options.Provider}' is not known; use sqlite or postgres.");
+        }
+
+        var sqlite = new SqliteConnectionStringBuilder(string.IsNullOrWhiteSpace(options.ConnectionString)
+            ? $"Data Source={defaultSqliteFile}"
+            : options.ConnectionString)
+        {
+            Pooling = true,
+            DefaultTimeout = 30,
+        };
+        var folder = Path.GetDirectoryName(Path.GetFullPath(sqlite.DataSource));
+        if (!string.IsNullOrEmpty(folder))
+        {
+            Directory.CreateDirectory(folder);
+        }
+
+        return new Database(Dialect.Sqlite, null, sqlite.ConnectionString);
+    }
+
+    public async Task<DbConnection> OpenAsync(CancellationToken cancellationToken)
+    {
+        if (_postgres is not null)
+        {
+            return await _postgres.OpenConnectionAsync(cancellationToken);
+        }
+
+        var connection = new SqliteConnection(_sqlite);
+        await connection.OpenAsync(cancellationToken);
+        await using var pragma = connection.CreateCommand();
+        // WAL lets readers run beside the writer; synchronous=FULL fsyncs the WAL at every commit, so a
+        // committed row survives kill -9 and power loss alike (a vote yes and a commit decision must).
+        pragma.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;";
+        await pragma.ExecuteNonQueryAsync(cancellationToken);
+        return connection;
+    }
+
+    /// <summary>Run <paramref name="work"/> on a connection without a transaction (reads).</summary>
+    public async Task<T> ReadAsync<T>(Func<DbConnection, Task<T>> work, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        return await work(connection);
+    }
+
+    /// <summary>
+    /// Run <paramref name="work"/> in one local transaction and commit it. With <paramref name="forced"/> false
+    /// the commit may return before it is on disk (PostgreSQL <c>synchronous_commit = off</c>): only for writes
+    /// whose loss the protocol tolerates. A PostgreSQL deadlock or serialization failure reruns the work.
+    /// </summary>
+    public async Task<T> WriteAsync<T>(Func<LocalTransaction, Task<T>> work, CancellationToken cancellationToken, bool forced = true)
+    {
+        if (Dialect == Dialect.Sqlite)
+        {
+            await _sqliteWriter.WaitAsync(cancellationToken);
+            try
+            {
+                return await RunOnceAsync(work, forced, cancellationToken);
+            }
+            finally
+            {
+                _sqliteWriter.Release();
+            }
+        }
+
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await RunOnceAsync(work, forced, cancellationToken);
+            }
+            catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.SerializationFailure && attempt < MaxDeadlockRetries)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(1, 10 * attempt)), cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>A write whose only result is done.</summary>
+    public Task WriteAsync(Func<LocalTransaction, Task> work, CancellationToken cancellationToken, bool forced = true) =>
+        WriteAsync(
+            async tx =>
+            {
+                await work(tx);
+                return true;
+            },
+            cancellationToken,
+            forced);
+
+    private async Task<T> RunOnceAsync<T>(Func<LocalTransaction, Task<T>> work, bool forced, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        // Microsoft.Data.Sqlite begins IMMEDIATE by default: the write lock is taken up front, so two
+        // writers never deadlock upgrading from a read lock.
+        await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken);
+        if (!forced && Dialect == Dialect.Postgres)
+        {
+            await using var command = connection.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText = "SET LOCAL synchronous_commit = off";
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        var result = await work(new LocalTransaction(connection, transaction, Dialect));
+        await transaction.CommitAsync(cancellationToken);
+        return result;
+    }
+
+    /// <summary>Run a schema script (idempotent DDL).</summary>
+    public async Task ExecuteScriptAsync(string sql, CancellationToken cancellationToken)
+    {
+        await WriteAsync(
+            async tx =>
+            {
+                await using var command = tx.Connection.CreateCommand();
+                command.Transaction = tx.Transaction;
+                command.CommandText = sql;
+                await command.ExecuteNonQueryAsync(cancellationToken);
+            },
+            cancellationToken);
+    }
+
+    /// <summary>Whether the database answers at all (readiness).</summary>
+    public async Task<bool> PingAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var connection = await OpenAsync(cancellationToken);
+            await using var command = connection.CreateCommand();
+            command.CommandText = "SELECT 1";
+            await command.ExecuteScalarAsync(cancellationToken);
+            return true;
+        }
+        catch (Exception e) when (e is DbException or TimeoutException or InvalidOperationException or IOException)
+        {
+            return false;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_postgres is not null)
+        {
+            await _postgres.DisposeAsync();
+        }
+
+        if (_sqlite is not null)
+        {
+            SqliteConnection.ClearAllPools();
+        }
+
+        _sqliteWriter.Dispose();
+    }
+}
+
+/// <summary>Milliseconds since the epoch: the one time format in every table, the same on both stores.</summary>
+public static class UnixMs
+{
+    public static long From(DateTimeOffset time) => time.ToUnixTimeMilliseconds();
+
+    public static DateTimeOffset To(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
+
+    public static DateTimeOffset? To(long? ms) => ms is null ? null : DateTimeOffset.FromUnixTimeMilliseconds(ms.Value);
+}

@@ -1,0 +1,96 @@
+using Dapper;
+using TwoPhase.Protocol;
+
+namespace TwoPhase.Persistence;
+
+/// <summary>A participant's ledger row.</summary>
+public sealed record LedgerEntry(
+    string TransactionId,
+    LedgerState State,
+    string? Reason,
+    string? Holding,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset UpdatedAt,
+    int Checks,
+    DateTimeOffset? NextCheckAt);
+
+/// <summary>What the domain did with a PREPARE.</summary>
+/// <param name="Reserved">True when everything asked for is now held.</param>
+/// <param name="Holding">What is held, as JSON the domain reads back at commit or abort (and operators read).</param>
+/// <param name="Reason">Why not, when refused.</param>
+public sealed record Reservation(bool Reserved, string? Holding, string? Reason)
+{
+    public static Reservation Held(string holding) => new(true, holding, null);
+
+    public static Reservation Refused(string reason) => new(false, null, reason);
+}
+
+/// <summary>
+/// The domain half of a participant: reserve, make final, release. Every method runs inside the local
+/// transaction that also writes the ledger row, so the business change and the vote commit together.
+/// </summary>
+public interface IResourceManager
+{
+    /// <summary>
+    /// Hold what <paramref name="payload"/> asks for with conditional updates (never read-then-write), or refuse.
+    /// Changes made before refusing are rolled back by the caller.
+    /// </summary>
+    Task<Reservation> ReserveAsync(LocalTransaction tx, string transactionId, string payload, CancellationToken cancellationToken);
+
+    /// <summary>Make the held reservation final.</summary>
+    Task CommitAsync(LocalTransaction tx, string transactionId, string? holding, CancellationToken cancellationToken);
+
+    /// <summary>Give back what is held.</summary>
+    Task ReleaseAsync(LocalTransaction tx, string transactionId, string? holding, CancellationToken cancellationToken);
+
+    /// <summary>Idempotent DDL for the domain's tables.</summary>
+    string Schema(Dialect dialect);
+}
+
+/// <summary>The ledger table's SQL.</summary>
+public static class LedgerSql
+{
+    public const string Schema = """
+        CREATE TABLE IF NOT EXISTS tp_ledger (
+            tx_id          TEXT PRIMARY KEY,
+            state          TEXT NOT NULL,
+            reason         TEXT NULL,
+            holding        TEXT NULL,
+            created_ms     BIGINT NOT NULL,
+            updated_ms     BIGINT NOT NULL,
+            checks         INTEGER NOT NULL DEFAULT 0,
+            next_check_ms  BIGINT NULL
+        );
+        CREATE INDEX IF NOT EXISTS tp_ledger_prepared ON tp_ledger (created_ms) WHERE state = 'prepared';
+        """;
+
+    public const string Columns = "tx_id, state, reason, holding, created_ms, updated_ms, checks, next_check_ms";
+
+    /// <summary>Lock the row for the rest of the transaction; SQLite already holds the database write lock.</summary>
+    public static string ForUpdate(Dialect dialect) => dialect == Dialect.Postgres ? " FOR UPDATE" : string.Empty;
+
+    public static async Task<LedgerEntry?> FindAsync(LocalTransaction tx, string id, bool forUpdate, CancellationToken cancellationToken)
+    {
+        var row = await tx.Connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(
+            $"SELECT {Columns} FROM tp_ledger WHERE tx_id = @Id{(forUpdate ? ForUpdate(tx.Dialect) : string.Empty)}",
+            new { Id = id },
+            tx.Transaction,
+            cancellationToken: cancellationToken));
+        return row?.ToEntry();
+    }
+
+    internal sealed class Row
+    {
+        public string tx_id { get; set; } = "";
+        public string state { get; set; } = "";
+        public string? reason { get; set; }
+        public string? holding { get; set; }
+        public long created_ms { get; set; }
+        public long updated_ms { get; set; }
+        public long checks { get; set; }
+        public long? next_check_ms { get; set; }
+
+        public LedgerEntry ToEntry() => new(
+            tx_id, StateNames.ParseLedgerState(state), reason, holding, UnixMs.To(created_ms), UnixMs.To(updated_ms), (int)checks, UnixMs.To(next_check_ms));
+    }
+}

@@ -1,0 +1,208 @@
+using System.Text.Json;
+using Dapper;
+using TwoPhase.Protocol;
+
+namespace TwoPhase.Persistence;
+
+/// <summary>The coordinator's decision log in one table, <c>tp_transactions</c>, on either store.</summary>
+public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLog
+{
+    public const string Schema = """
+        CREATE TABLE IF NOT EXISTS tp_transactions (
+            tx_id            TEXT PRIMARY KEY,
+            state            TEXT NOT NULL,
+            participants     TEXT NOT NULL,
+            acknowledged     TEXT NOT NULL DEFAULT '[]',
+            votes            TEXT NOT NULL DEFAULT '[]',
+            reason           TEXT NULL,
+            payload          TEXT NOT NULL,
+            idempotency_key  TEXT NULL UNIQUE,
+            request_hash     TEXT NULL,
+            created_ms       BIGINT NOT NULL,
+            deadline_ms      BIGINT NOT NULL,
+            decided_ms       BIGINT NULL,
+            completed_ms     BIGINT NULL,
+            attempts         INTEGER NOT NULL DEFAULT 0,
+            next_attempt_ms  BIGINT NULL
+        );
+        CREATE INDEX IF NOT EXISTS tp_transactions_unfinished ON tp_transactions (created_ms) WHERE completed_ms IS NULL;
+        """;
+
+    private const string Columns = "tx_id, state, participants, acknowledged, votes, reason, payload, idempotency_key, request_hash, created_ms, deadline_ms, decided_ms, completed_ms, attempts, next_attempt_ms";
+
+    public Task InitializeAsync(CancellationToken cancellationToken) => db.ExecuteScriptAsync(Schema, cancellationToken);
+
+    public async Task<(TransactionRecord Record, bool Created)> BeginAsync(TransactionRequest request, DateTimeOffset deadline, CancellationToken cancellationToken)
+    {
+        var now = UnixMs.From(time.GetUtcNow());
+        var participants = JsonSerializer.Serialize(request.Participants.Select(p => p.Name).ToArray(), PersistenceJson.Default.StringArray);
+        // Preparing need not be forced (DESIGN §2): if it is lost, so is the transaction, and presumed
+        // abort answers "aborted" to any participant that prepared for it.
+        var inserted = await db.WriteAsync(
+            tx => tx.Connection.ExecuteAsync(
+                new CommandDefinition(
+                    $"""
+                    INSERT INTO tp_transactions (tx_id, state, participants, payload, idempotency_key, request_hash, created_ms, deadline_ms)
+                    VALUES (@Id, 'preparing', @Participants, @Payload, @Key, @Hash, @Now, @Deadline)
+                    ON CONFLICT DO NOTHING
+                    """,
+                    new { request.Id, Participants = participants, request.Payload, Key = request.IdempotencyKey, Hash = request.RequestHash, Now = now, Deadline = UnixMs.From(deadline) },
+                    tx.Transaction,
+                    cancellationToken: cancellationToken)),
+            cancellationToken,
+            forced: false);
+        if (inserted == 1)
+        {
+            var record = new TransactionRecord(
+                request.Id, TransactionState.Preparing, request.Participants.Select(p => p.Name).ToArray(), [], [], null, request.Payload,
+                request.IdempotencyKey, request.RequestHash, UnixMs.To(now), deadline, null, null, 0, null);
+            return (record, true);
+        }
+
+        var existing = (request.IdempotencyKey is null ? null : await FindByIdempotencyKeyAsync(request.IdempotencyKey, cancellationToken))
+            ?? await FindAsync(request.Id, cancellationToken)
+            ?? throw new InvalidOperationException($"Transaction {request.Id} conflicted on insert but cannot be found.");
+        return (existing, false);
+    }
+
+    public async Task<TransactionRecord> DecideAsync(string id, Decision decision, string? reason, IReadOnlyList<Vote> votes, DateTimeOffset nextAttemptAt, CancellationToken cancellationToken)
+    {
+        var state = decision == Decision.Commit ? TransactionState.Committed : TransactionState.Aborted;
+        var row = await db.WriteAsync(
+            tx => tx.Connection.QuerySingleOrDefaultAsync<Row>(
+                new CommandDefinition(
+                    $"""
+                    UPDATE tp_transactions
+                    SET state = @State, reason = @Reason, votes = @Votes, decided_ms = @Now, next_attempt_ms = @Next
+                    WHERE tx_id = @Id AND state = 'preparing'
+                    RETURNING {Columns}
+                    """,
+                    new { Id = id, State = state.ToWire(), Reason = reason, Votes = JsonSerializer.Serialize(votes.ToArray(), PersistenceJson.Default.VoteArray), Now = UnixMs.From(time.GetUtcNow()), Next = UnixMs.From(nextAttemptAt) },
+                    tx.Transaction,
+                    cancellationToken: cancellationToken)),
+            cancellationToken,
+            // The commit point must be on disk before any COMMIT leaves; an abort may be lost (presumed abort).
+            forced: decision == Decision.Commit);
+        if (row is not null)
+        {
+            return row.ToRecord();
+        }
+
+        // Someone decided first (recovery past the deadline, or a duplicate); that decision stands.
+        return await FindAsync(id, cancellationToken)
+            ?? throw new InvalidOperationException($"Transaction {id} is not in the decision log.");
+    }
+
+    public Task AcknowledgeAsync(string id, IReadOnlyCollection<string> acknowledged, bool complete, CancellationToken cancellationToken) =>
+        db.WriteAsync(
+            tx => tx.Connection.ExecuteAsync(
+                new CommandDefinition(
+                    complete
+                        ? "UPDATE tp_transactions SET acknowledged = @Acks, completed_ms = @Now WHERE tx_id = @Id"
+                        : "UPDATE tp_transactions SET acknowledged = @Acks WHERE tx_id = @Id",
+                    new { Id = id, Acks = JsonSerializer.Serialize(acknowledged.ToArray(), PersistenceJson.Default.StringArray), Now = UnixMs.From(time.GetUtcNow()) },
+                    tx.Transaction,
+                    cancellationToken: cancellationToken)),
+            cancellationToken,
+            // Losing "completed" only costs one more, idempotent, phase-2 round after a crash.
+            forced: false);
+
+    public Task ScheduleRetryAsync(string id, DateTimeOffset nextAttemptAt, CancellationToken cancellationToken) =>
+        db.WriteAsync(
+            tx => tx.Connection.ExecuteAsync(
+                new CommandDefinition(
+                    "UPDATE tp_transactions SET attempts = attempts + 1, next_attempt_ms = @Next WHERE tx_id = @Id AND completed_ms IS NULL",
+                    new { Id = id, Next = UnixMs.From(nextAttemptAt) },
+                    tx.Transaction,
+                    cancellationToken: cancellationToken)),
+            cancellationToken,
+            forced: false);
+
+    public Task<TransactionRecord?> FindAsync(string id, CancellationToken cancellationToken) =>
+        QueryOneAsync($"SELECT {Columns} FROM tp_transactions WHERE tx_id = @Id", new { Id = id }, cancellationToken);
+
+    public Task<TransactionRecord?> FindByIdempotencyKeyAsync(string key, CancellationToken cancellationToken) =>
+        QueryOneAsync($"SELECT {Columns} FROM tp_transactions WHERE idempotency_key = @Key", new { Key = key }, cancellationToken);
+
+    public Task<IReadOnlyList<TransactionRecord>> FindAbandonedAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken) =>
+        QueryAsync(
+            $"SELECT {Columns} FROM tp_transactions WHERE completed_ms IS NULL AND state = 'preparing' AND deadline_ms <= @Now ORDER BY created_ms LIMIT @Limit",
+            new { Now = UnixMs.From(now), Limit = limit },
+            cancellationToken);
+
+    public Task<IReadOnlyList<TransactionRecord>> FindUnfinishedDueAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken) =>
+        QueryAsync(
+            $"SELECT {Columns} FROM tp_transactions WHERE completed_ms IS NULL AND state <> 'preparing' AND (next_attempt_ms IS NULL OR next_attempt_ms <= @Now) ORDER BY created_ms LIMIT @Limit",
+            new { Now = UnixMs.From(now), Limit = limit },
+            cancellationToken);
+
+    public Task<IReadOnlyList<TransactionRecord>> ListUnfinishedAsync(int limit, CancellationToken cancellationToken) =>
+        QueryAsync(
+            $"SELECT {Columns} FROM tp_transactions WHERE completed_ms IS NULL ORDER BY created_ms LIMIT @Limit",
+            new { Limit = limit },
+            cancellationToken);
+
+    public Task<IReadOnlyList<TransactionRecord>> ListAsync(string? after, int limit, CancellationToken cancellationToken) =>
+        QueryAsync(
+            $"SELECT {Columns} FROM tp_transactions WHERE tx_id > @After ORDER BY tx_id LIMIT @Limit",
+            new { After = after ?? string.Empty, Limit = limit },
+            cancellationToken);
+
+    /// <summary>Counts for metrics and the dashboard: not completed, and by state.</summary>
+    public Task<IReadOnlyList<(string State, bool Completed, long Count)>> CountAsync(CancellationToken cancellationToken) =>
+        db.ReadAsync<IReadOnlyList<(string, bool, long)>>(
+            async connection =>
+            {
+                var rows = await connection.QueryAsync<(string, long, long)>(new CommandDefinition(
+                    "SELECT state, CASE WHEN completed_ms IS NULL THEN 0 ELSE 1 END, COUNT(*) FROM tp_transactions GROUP BY state, CASE WHEN completed_ms IS NULL THEN 0 ELSE 1 END",
+                    cancellationToken: cancellationToken));
+                return rows.Select(r => (r.Item1, r.Item2 == 1, r.Item3)).ToList();
+            },
+            cancellationToken);
+
+    private Task<TransactionRecord?> QueryOneAsync(string sql, object args, CancellationToken cancellationToken) =>
+        db.ReadAsync(
+            async connection => (await connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(sql, args, cancellationToken: cancellationToken)))?.ToRecord(),
+            cancellationToken);
+
+    private Task<IReadOnlyList<TransactionRecord>> QueryAsync(string sql, object args, CancellationToken cancellationToken) =>
+        db.ReadAsync<IReadOnlyList<TransactionRecord>>(
+            async connection => (await connection.QueryAsync<Row>(new CommandDefinition(sql, args, cancellationToken: cancellationToken))).Select(r => r.ToRecord()).ToList(),
+            cancellationToken);
+
+    private sealed class Row
+    {
+        public string tx_id { get; set; } = "";
+        public string state { get; set; } = "";
+        public string participants { get; set; } = "[]";
+        public string acknowledged { get; set; } = "[]";
+        public string votes { get; set; } = "[]";
+        public string? reason { get; set; }
+        public string payload { get; set; } = "";
+        public string? idempotency_key { get; set; }
+        public string? request_hash { get; set; }
+        public long created_ms { get; set; }
+        public long deadline_ms { get; set; }
+        public long? decided_ms { get; set; }
+        public long? completed_ms { get; set; }
+        public long attempts { get; set; }
+        public long? next_attempt_ms { get; set; }
+
+        public TransactionRecord ToRecord() => new(
+            tx_id,
+            StateNames.ParseTransactionState(state),
+            JsonSerializer.Deserialize(participants, PersistenceJson.Default.StringArray) ?? [],
+            JsonSerializer.Deserialize(acknowledged, PersistenceJson.Default.StringArray) ?? [],
+            JsonSerializer.Deserialize(votes, PersistenceJson.Default.VoteArray) ?? [],
+            reason,
+            payload,
+            idempotency_key,
+            request_hash,
+            UnixMs.To(created_ms),
+            UnixMs.To(deadline_ms),
+            UnixMs.To(decided_ms),
+            UnixMs.To(completed_ms),
+            (int)attempts,
+            UnixMs.To(next_attempt_ms));
+    }
+}

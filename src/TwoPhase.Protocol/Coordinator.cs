@@ -1,0 +1,232 @@
+namespace TwoPhase.Protocol;
+
+/// <summary>Bounds of the coordinator; defaults from DESIGN §2.</summary>
+public sealed class CoordinatorSettings
+{
+    /// <summary>How long PREPAREs may take, all together, before the transaction aborts.</summary>
+    public TimeSpan PrepareDeadline { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long one COMMIT or ABORT send may take.</summary>
+    public TimeSpan DecisionTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>First delay before re-sending an unacknowledged decision.</summary>
+    public TimeSpan RetryInitialDelay { get; set; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>Cap of the doubling delay between re-sends.</summary>
+    public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long a duplicate request (same idempotency key) waits for the first one's decision.</summary>
+    public TimeSpan DuplicateWait { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Transactions handled per recovery scan.</summary>
+    public int RecoveryBatchSize { get; set; } = 256;
+
+    /// <summary>Phase-2 rounds run at once by one recovery scan.</summary>
+    public int RecoveryParallelism { get; set; } = 16;
+}
+
+/// <summary>
+/// Presumed-abort two-phase commit, the coordinator's side (DESIGN §2). Knows nothing of HTTP or SQL:
+/// the log, the transport, the clock and the fault hooks are given.
+/// </summary>
+public sealed class TwoPhaseCoordinator(
+    IDecisionLog log,
+    IParticipantTransport transport,
+    IReadOnlyDictionary<string, ParticipantRef> directory,
+    CoordinatorSettings settings,
+    TimeProvider time,
+    IProtocolHooks hooks)
+{
+    public CoordinatorSettings Settings => settings;
+
+    /// <summary>
+    /// Run one transaction to a durable decision and one round of phase 2. Returns once the decision is
+    /// durable. A request whose idempotency key is taken runs nothing and reports the first one's outcome.
+    /// </summary>
+    /// <param name="request">What to run.</param>
+    /// <param name="cancellationToken">Stops waiting; pass the host's stopping token, not a client's request
+    /// token: a client that hangs up must not leave a transaction half driven.</param>
+    public async Task<(TransactionOutcome Outcome, bool Created)> ExecuteAsync(TransactionRequest request, CancellationToken cancellationToken)
+    {
+        foreach (var participant in request.Participants)
+        {
+            if (!directory.ContainsKey(participant.Name))
+            {
+                throw new ArgumentException($"Participant '{participant.Name}' is not in the coordinator's directory.", nameof(request));
+            }
+        }
+
+        var deadline = time.GetUtcNow() + settings.PrepareDeadline;
+        var (record, created) = await log.BeginAsync(request, deadline, cancellationToken);
+        if (!created)
+        {
+            return (await WaitForDecisionAsync(record, cancellationToken), false);
+        }
+
+        await hooks.AtAsync(ProtocolPoint.CoordinatorAfterPreparingWritten, request.Id, cancellationToken);
+
+        var votes = await PrepareAllAsync(request, deadline, cancellationToken);
+        var names = request.Participants.Select(p => p.Name).ToArray();
+        var (decision, reason) = CoordinatorRules.Decide(names, votes);
+
+        await hooks.AtAsync(ProtocolPoint.CoordinatorBeforeDecisionWritten, request.Id, cancellationToken);
+        // Recovery re-drives phase 2 only if this round has not completed it by then.
+        var recoverAfter = time.GetUtcNow() + (settings.DecisionTimeout * 2);
+        var decided = await log.DecideAsync(request.Id, decision, reason, votes, recoverAfter, cancellationToken);
+        await hooks.AtAsync(ProtocolPoint.CoordinatorAfterDecisionWritten, request.Id, cancellationToken);
+
+        var acknowledged = await DriveAsync(decided, cancellationToken);
+        return (new TransactionOutcome(request.Id, decided.State, decided.Reason, decided.Votes, acknowledged), true);
+    }
+
+    private async Task<IReadOnlyList<Vote>> PrepareAllAsync(TransactionRequest request, DateTimeOffset deadline, CancellationToken cancellationToken)
+    {
+        using var deadlineCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadlineCts.CancelAfter(deadline - time.GetUtcNow());
+        var sends = request.Participants
+            .Select(p => PrepareOneAsync(p, request, deadlineCts.Token))
+            .ToArray();
+        await hooks.AtAsync(ProtocolPoint.CoordinatorAfterPreparesSent, request.Id, cancellationToken);
+        return await Task.WhenAll(sends);
+    }
+
+    private async Task<Vote> PrepareOneAsync(ParticipantRef participant, TransactionRequest request, CancellationToken deadline)
+    {
+        try
+        {
+            return await transport.PrepareAsync(participant, request.Id, request.Payload, deadline);
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+        {
+            return new Vote(participant.Name, VoteKind.None, $"prepare deadline of {settings.PrepareDeadline.TotalMilliseconds:0} ms passed");
+        }
+    }
+
+    /// <summary>
+    /// One phase-2 round: send the decision to every participant that has not acknowledged, record who did,
+    /// mark the transaction completed when all have, else schedule the next round with backoff.
+    /// Returns the participants that have acknowledged so far.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> DriveAsync(TransactionRecord record, CancellationToken cancellationToken)
+    {
+        if (record.IsCompleted)
+        {
+            return record.Participants;
+        }
+
+        var decision = CoordinatorRules.ToDecision(record.State);
+        var pending = record.Participants.Except(record.Acknowledged).ToList();
+        var sends = pending.Select(name => SendDecisionAsync(name, record.Id, decision, record.Payload, cancellationToken)).ToList();
+        var acks = new List<Ack>(sends.Count);
+        while (sends.Count > 0)
+        {
+            var done = await Task.WhenAny(sends);
+            sends.Remove(done);
+            acks.Add(await done);
+            if (sends.Count > 0 && acks.Count == 1)
+            {
+                await hooks.AtAsync(ProtocolPoint.CoordinatorBetweenPhaseTwoSends, record.Id, cancellationToken);
+            }
+        }
+
+        var acknowledged = record.Acknowledged
+            .Concat(acks.Where(a => a.Kind == AckKind.Acknowledged).Select(a => a.Participant))
+            .Distinct()
+            .ToList();
+        var complete = acknowledged.Count == record.Participants.Count;
+        if (complete)
+        {
+            await hooks.AtAsync(ProtocolPoint.CoordinatorBeforeCompletedWritten, record.Id, cancellationToken);
+            await log.AcknowledgeAsync(record.Id, acknowledged, complete: true, cancellationToken);
+        }
+        else
+        {
+            if (acknowledged.Count > record.Acknowledged.Count)
+            {
+                await log.AcknowledgeAsync(record.Id, acknowledged, complete: false, cancellationToken);
+            }
+
+            var delay = Backoff.Delay(record.Attempts + 1, settings.RetryInitialDelay, settings.RetryMaxDelay, Random.Shared.NextDouble());
+            await log.ScheduleRetryAsync(record.Id, time.GetUtcNow() + delay, cancellationToken);
+        }
+
+        return acknowledged;
+    }
+
+    private async Task<Ack> SendDecisionAsync(string name, string transactionId, Decision decision, string payload, CancellationToken cancellationToken)
+    {
+        if (!directory.TryGetValue(name, out var participant))
+        {
+            return new Ack(name, AckKind.Failed, $"participant '{name}' is not configured");
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(settings.DecisionTimeout);
+        try
+        {
+            return await transport.SendDecisionAsync(participant, transactionId, decision, payload, timeout.Token);
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            return new Ack(name, AckKind.Failed, "decision send timed out");
+        }
+    }
+
+    /// <summary>
+    /// One recovery scan (DESIGN §2): abort what is preparing past its deadline, re-drive decided
+    /// transactions not yet completed. Returns how many transactions it touched.
+    /// </summary>
+    public async Task<int> RecoverOnceAsync(CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var touched = 0;
+        foreach (var abandoned in await log.FindAbandonedAsync(now, settings.RecoveryBatchSize, cancellationToken))
+        {
+            // Conditional write: if the live coordinator decided first, its decision stands.
+            await log.DecideAsync(abandoned.Id, Decision.Abort, $"prepare deadline of {settings.PrepareDeadline.TotalMilliseconds:0} ms passed before a decision", abandoned.Votes, now, cancellationToken);
+            touched++;
+        }
+
+        var due = await log.FindUnfinishedDueAsync(time.GetUtcNow(), settings.RecoveryBatchSize, cancellationToken);
+        await Parallel.ForEachAsync(
+            due,
+            new ParallelOptions { MaxDegreeOfParallelism = settings.RecoveryParallelism, CancellationToken = cancellationToken },
+            async (record, ct) => await DriveAsync(record, ct));
+        return touched + due.Count;
+    }
+
+    /// <summary>Re-drive one transaction now, whatever its backoff says.</summary>
+    public async Task<TransactionRecord?> RetryNowAsync(string id, CancellationToken cancellationToken)
+    {
+        var record = await log.FindAsync(id, cancellationToken);
+        if (record is null)
+        {
+            return null;
+        }
+
+        if (CoordinatorRules.IsAbandoned(record, time.GetUtcNow()))
+        {
+            record = await log.DecideAsync(id, Decision.Abort, "prepare deadline passed before a decision", record.Votes, time.GetUtcNow(), cancellationToken);
+        }
+
+        if (record is { State: not TransactionState.Preparing, IsCompleted: false })
+        {
+            await DriveAsync(record, cancellationToken);
+        }
+
+        return await log.FindAsync(id, cancellationToken);
+    }
+
+    private async Task<TransactionOutcome> WaitForDecisionAsync(TransactionRecord record, CancellationToken cancellationToken)
+    {
+        var giveUp = time.GetUtcNow() + settings.DuplicateWait;
+        var current = record;
+        while (current.State == TransactionState.Preparing && time.GetUtcNow() < giveUp)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(20), time, cancellationToken);
+            current = await log.FindAsync(record.Id, cancellationToken) ?? current;
+        }
+
+        return new TransactionOutcome(current.Id, current.State, current.Reason, current.Votes, current.Acknowledged);
+    }
+}
