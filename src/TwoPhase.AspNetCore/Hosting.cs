@@ -30,9 +30,15 @@ public static class HostingExtensions
     /// What every TwoPhase service needs: options, its database (SQLite file <paramref name="defaultSqliteFile"/>
     /// unless configured otherwise), the clock, the protocol hooks, body limits and problem details.
     /// </summary>
-    public static WebApplicationBuilder AddTwoPhaseService(this WebApplicationBuilder builder, string defaultSqliteFile)
+    public static WebApplicationBuilder AddTwoPhaseService(this WebApplicationBuilder builder, string defaultUrl, string defaultSqliteFile)
     {
         var services = builder.Services;
+        if (string.IsNullOrEmpty(builder.Configuration[WebHostDefaults.ServerUrlsKey]))
+        {
+            // Loopback on the service's own port unless told otherwise (--urls, ASPNETCORE_URLS, Urls).
+            builder.WebHost.UseUrls(defaultUrl);
+        }
+
         services.AddOptions<TwoPhaseOptions>().BindConfiguration(TwoPhaseOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<DatabaseOptions>().BindConfiguration(DatabaseOptions.SectionName);
         services.TryAddSingleton(TimeProvider.System);

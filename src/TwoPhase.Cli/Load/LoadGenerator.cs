@@ -162,5 +162,10 @@ public sealed class LoadGenerator(HttpClient http, LoadOptions options)
         return Truncate(body, 200);
     }
 
-    private static string Truncate(string s, int max) => s.Length <= max ? s : s[..max] + "...";
+    private static string Truncate(string s, int max)
+    {
+        // Bodies may be HTML or pretty-printed JSON; one line reads better in a table cell.
+        var line = string.Join(' ', s.Split((char[])['\r', '\n', '\t', ' '], StringSplitOptions.RemoveEmptyEntries));
+        return line.Length <= max ? line : line[..max] + "...";
+    }
 }

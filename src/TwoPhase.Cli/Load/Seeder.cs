@@ -1,11 +1,15 @@
 using System.Net;
+using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using TwoPhase.Cli.Api;
 
 namespace TwoPhase.Cli.Load;
 
-/// <summary>Seeds products and couriers through the services' domain APIs.</summary>
-public sealed class Seeder(HttpClient http, Uri storageUrl, Uri deliveryUrl)
+/// <summary>
+/// Seeds products and couriers through the services' domain APIs. Creating products and couriers
+/// is an operator action, so the services may demand the shared secret for it; it is sent when known.
+/// </summary>
+public sealed class Seeder(HttpClient http, Uri storageUrl, Uri deliveryUrl, string? secret)
 {
     private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(15);
 
@@ -35,7 +39,13 @@ public sealed class Seeder(HttpClient http, Uri storageUrl, Uri deliveryUrl)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(RequestTimeout);
-        using var response = await http.PostAsJsonAsync(uri, body, Json.Options, timeout.Token);
+        using var request = new HttpRequestMessage(HttpMethod.Post, uri) { Content = JsonContent.Create(body, options: Json.Options) };
+        if (!string.IsNullOrEmpty(secret))
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", secret);
+        }
+
+        using var response = await http.SendAsync(request, timeout.Token);
         if (response.IsSuccessStatusCode || (allowConflict && response.StatusCode == HttpStatusCode.Conflict))
         {
             return;

@@ -1,0 +1,108 @@
+using System.Text.Json;
+using Dapper;
+using TwoPhase.AspNetCore;
+using TwoPhase.Persistence;
+
+namespace DeliveryService.Couriers;
+
+/// <summary>What delivery holds for a prepared order.</summary>
+public sealed record CourierHolding(string CourierId, string? OrderId);
+
+/// <summary>
+/// Couriers as a 2PC resource. PREPARE claims one free courier with a single UPDATE (on PostgreSQL the
+/// candidate row is picked with FOR UPDATE SKIP LOCKED, so concurrent prepares never queue on the same
+/// courier); COMMIT starts the delivery; ABORT frees the courier. A partial unique index makes a second
+/// active delivery for one courier impossible, whatever the code above it does.
+/// </summary>
+public sealed class CourierReservations : IResourceManager
+{
+    public string Schema(Dialect dialect) => """
+        CREATE TABLE IF NOT EXISTS couriers (
+            id      TEXT PRIMARY KEY,
+            name    TEXT NOT NULL,
+            status  TEXT NOT NULL,
+            tx_id   TEXT NULL,
+            CHECK (status IN ('free', 'reserved', 'busy')),
+            CHECK ((status = 'free') = (tx_id IS NULL))
+        );
+        CREATE INDEX IF NOT EXISTS couriers_free ON couriers (id) WHERE status = 'free';
+        CREATE TABLE IF NOT EXISTS deliveries (
+            tx_id         TEXT PRIMARY KEY,
+            courier_id    TEXT NOT NULL REFERENCES couriers (id),
+            order_id      TEXT NULL,
+            status        TEXT NOT NULL,
+            created_ms    BIGINT NOT NULL,
+            completed_ms  BIGINT NULL,
+            CHECK (status IN ('active', 'completed'))
+        );
+        CREATE UNIQUE INDEX IF NOT EXISTS deliveries_one_active_per_courier ON deliveries (courier_id) WHERE status = 'active';
+        """;
+
+    public async Task<Reservation> ReserveAsync(LocalTransaction tx, string transactionId, string payload, CancellationToken cancellationToken)
+    {
+        // SQLite has one writer at a time, so a plain subquery is already race-free there.
+        var pick = tx.Dialect == Dialect.Postgres
+            ? "SELECT id FROM couriers WHERE status = 'free' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
+            : "SELECT id FROM couriers WHERE status = 'free' ORDER BY id LIMIT 1";
+        var courier = await tx.Connection.ExecuteScalarAsync<string?>(new CommandDefinition(
+            $"UPDATE couriers SET status = 'reserved', tx_id = @Tx WHERE id = ({pick}) AND status = 'free' RETURNING id",
+            new { Tx = transactionId },
+            tx.Transaction,
+            cancellationToken: cancellationToken));
+        if (courier is null)
+        {
+            return Reservation.Refused("no free courier");
+        }
+
+        return Reservation.Held(JsonSerializer.Serialize(new CourierHolding(courier, DeliveryPrepareRules.OrderId(payload)), JsonSerializerOptions.Web));
+    }
+
+    public async Task CommitAsync(LocalTransaction tx, string transactionId, string? holding, CancellationToken cancellationToken)
+    {
+        var held = Held(holding);
+        await tx.Connection.ExecuteAsync(new CommandDefinition(
+            """
+            UPDATE couriers SET status = 'busy' WHERE id = @CourierId AND tx_id = @Tx;
+            INSERT INTO deliveries (tx_id, courier_id, order_id, status, created_ms) VALUES (@Tx, @CourierId, @OrderId, 'active', @Now);
+            """,
+            new { Tx = transactionId, held.CourierId, held.OrderId, Now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() },
+            tx.Transaction,
+            cancellationToken: cancellationToken));
+    }
+
+    public Task ReleaseAsync(LocalTransaction tx, string transactionId, string? holding, CancellationToken cancellationToken) =>
+        tx.Connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE couriers SET status = 'free', tx_id = NULL WHERE id = @CourierId AND tx_id = @Tx",
+            new { Tx = transactionId, Held(holding).CourierId },
+            tx.Transaction,
+            cancellationToken: cancellationToken));
+
+    private static CourierHolding Held(string? holding) =>
+        (holding is null ? null : JsonSerializer.Deserialize<CourierHolding>(holding, JsonSerializerOptions.Web))
+        ?? throw new InvalidOperationException("A prepared delivery holds no courier.");
+}
+
+/// <summary>Delivery needs nothing from the order but its id; any JSON object is a valid PREPARE.</summary>
+public sealed class DeliveryPrepareRules : IPrepareRules
+{
+    public (string Field, string Message)? Validate(JsonElement body) =>
+        body.TryGetProperty("orderId", out var id) && id.ValueKind is not (JsonValueKind.String or JsonValueKind.Number or JsonValueKind.Null)
+            ? ("orderId", "must be a string or a number")
+            : null;
+
+    public string FromLegacy(string transactionId, JsonElement orderId) =>
+        JsonSerializer.Serialize(new { orderId = orderId.ValueKind == JsonValueKind.Undefined ? null : orderId.GetRawText() }, JsonSerializerOptions.Web);
+
+    public static string? OrderId(string payload)
+    {
+        using var doc = JsonDocument.Parse(payload);
+        return doc.RootElement.TryGetProperty("orderId", out var id)
+            ? id.ValueKind switch
+            {
+                JsonValueKind.String => id.GetString(),
+                JsonValueKind.Number => id.GetRawText(),
+                _ => null,
+            }
+            : null;
+    }
+}

@@ -1,0 +1,152 @@
+using System.Text.Json;
+using Dapper;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+using TwoPhase.AspNetCore;
+using TwoPhase.Persistence;
+
+namespace DeliveryService.Couriers;
+
+public sealed record Courier(string Id, string Name, string Status, string? TransactionId);
+
+public sealed record NewCourier(string? Id, string? Name);
+
+public sealed record Delivery(string TransactionId, string CourierId, string? OrderId, string Status);
+
+/// <summary>What an empty database starts with.</summary>
+public sealed class SeedOptions
+{
+    public const string SectionName = "Seed";
+
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Couriers created on first start.</summary>
+    public int Couriers { get; set; } = 5;
+}
+
+public static class CouriersApi
+{
+    private const string CourierColumns = "id AS Id, name AS Name, status AS Status, tx_id AS TransactionId";
+
+    public static WebApplicationBuilder AddCouriers(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<SeedOptions>().BindConfiguration(SeedOptions.SectionName);
+        builder.Services.AddSingleton<IStartupTask, SeedCouriers>();
+        return builder;
+    }
+
+    public static IEndpointRouteBuilder MapCouriers(this IEndpointRouteBuilder endpoints)
+    {
+        var couriers = endpoints.MapGroup("/v1/couriers").WithTags("Couriers");
+        couriers.MapGet("/", ListCouriersAsync);
+        couriers.MapPost("/", AddCourierAsync).RequireTwoPhaseSecret();
+        var deliveries = endpoints.MapGroup("/v1/deliveries").WithTags("Deliveries");
+        deliveries.MapGet("/", ListDeliveriesAsync);
+        deliveries.MapPost("/{transactionId}/complete", CompleteAsync).RequireTwoPhaseSecret();
+        return endpoints;
+    }
+
+    private static async Task<Ok<List<Courier>>> ListCouriersAsync(Database db, CancellationToken ct) =>
+        TypedResults.Ok(await db.ReadAsync(
+            async c => (await c.QueryAsync<Courier>(new CommandDefinition($"SELECT {CourierColumns} FROM couriers ORDER BY id", cancellationToken: ct))).ToList(),
+            ct));
+
+    private static async Task<Results<Ok<List<Delivery>>, ProblemHttpResult>> ListDeliveriesAsync(string? after, int? limit, Database db, CancellationToken ct)
+    {
+        if (Paging.Check(after, limit) is { } bad)
+        {
+            return bad;
+        }
+
+        return TypedResults.Ok(await db.ReadAsync(
+            async c => (await c.QueryAsync<Delivery>(new CommandDefinition(
+                "SELECT tx_id AS TransactionId, courier_id AS CourierId, order_id AS OrderId, status AS Status FROM deliveries WHERE tx_id > @After ORDER BY tx_id LIMIT @Limit",
+                new { After = after ?? string.Empty, Limit = limit ?? Paging.DefaultLimit },
+                cancellationToken: ct))).ToList(),
+            ct));
+    }
+
+    private static async Task<Results<Created<Courier>, ProblemHttpResult>> AddCourierAsync(HttpRequest request, Database db, IOptions<TwoPhaseOptions> options, CancellationToken ct)
+    {
+        var (body, problem) = await Problems.ReadJsonAsync<NewCourier>(request, options.Value.MaxBodyBytes, JsonSerializerOptions.Web);
+        if (problem is not null)
+        {
+            return problem;
+        }
+
+        if (string.IsNullOrWhiteSpace(body!.Name) || body.Name.Length > 200)
+        {
+            return Problems.Invalid("name", "must be 1-200 characters");
+        }
+
+        if (body.Id is not null && Problems.CheckId("id", body.Id) is { } badId)
+        {
+            return badId;
+        }
+
+        var courier = new Courier(body.Id ?? $"c-{Guid.CreateVersion7():N}", body.Name, "free", null);
+        var inserted = await db.WriteAsync(tx => InsertAsync(tx, courier, ct), ct);
+        return inserted == 1 ? TypedResults.Created($"/v1/couriers/{courier.Id}", courier) : Problems.Conflict($"Courier '{courier.Id}' already exists.");
+    }
+
+    private static async Task<Results<Ok<Delivery>, ProblemHttpResult>> CompleteAsync(string transactionId, Database db, CancellationToken ct)
+    {
+        if (Problems.CheckId("transactionId", transactionId) is { } bad)
+        {
+            return bad;
+        }
+
+        var delivery = await db.WriteAsync(
+            async tx =>
+            {
+                var done = await tx.Connection.QuerySingleOrDefaultAsync<Delivery>(new CommandDefinition(
+                    "UPDATE deliveries SET status = 'completed', completed_ms = @Now WHERE tx_id = @Tx AND status = 'active' RETURNING tx_id AS TransactionId, courier_id AS CourierId, order_id AS OrderId, status AS Status",
+                    new { Tx = transactionId, Now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() },
+                    tx.Transaction,
+                    cancellationToken: ct));
+                if (done is not null)
+                {
+                    await tx.Connection.ExecuteAsync(new CommandDefinition(
+                        "UPDATE couriers SET status = 'free', tx_id = NULL WHERE id = @CourierId AND tx_id = @TransactionId",
+                        done,
+                        tx.Transaction,
+                        cancellationToken: ct));
+                }
+
+                return done;
+            },
+            ct);
+        return delivery is null ? Problems.NotFound($"Active delivery for transaction '{transactionId}'") : TypedResults.Ok(delivery);
+    }
+
+    private static Task<int> InsertAsync(LocalTransaction tx, Courier courier, CancellationToken ct) =>
+        tx.Connection.ExecuteAsync(new CommandDefinition(
+            "INSERT INTO couriers (id, name, status) VALUES (@Id, @Name, 'free') ON CONFLICT DO NOTHING",
+            courier,
+            tx.Transaction,
+            cancellationToken: ct));
+
+    private sealed class SeedCouriers(Database db, IOptions<SeedOptions> options) : IStartupTask
+    {
+        public int Order => 1;
+
+        public async Task RunAsync(CancellationToken cancellationToken)
+        {
+            if (!options.Value.Enabled)
+            {
+                return;
+            }
+
+            await db.WriteAsync(
+                async tx =>
+                {
+                    var existing = await tx.Connection.ExecuteScalarAsync<long>(new CommandDefinition("SELECT COUNT(*) FROM couriers", transaction: tx.Transaction, cancellationToken: cancellationToken));
+                    for (var i = (int)existing; existing == 0 && i < options.Value.Couriers; i++)
+                    {
+                        await InsertAsync(tx, new Courier($"c-{i + 1:D3}", $"Courier {i + 1}", "free", null), cancellationToken);
+                    }
+                },
+                cancellationToken);
+        }
+    }
+}

@@ -1,0 +1,79 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using TwoPhase.AspNetCore;
+using TwoPhase.Protocol;
+
+namespace OrderService.Orders;
+
+/// <summary>A transaction as the operator sees it.</summary>
+public sealed record TransactionView(
+    string TransactionId,
+    string State,
+    bool Completed,
+    double AgeSeconds,
+    IReadOnlyList<string> Participants,
+    IReadOnlyList<string> Acknowledged,
+    IReadOnlyDictionary<string, VoteView> Votes,
+    string? Reason,
+    int Attempts,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset? DecidedAt,
+    DateTimeOffset? CompletedAt,
+    DateTimeOffset? NextAttemptAt)
+{
+    public static TransactionView From(TransactionRecord r, DateTimeOffset now) => new(
+        r.Id,
+        r.State.ToWire(),
+        r.IsCompleted,
+        Math.Round((now - r.CreatedAt).TotalSeconds, 3),
+        r.Participants,
+        r.Acknowledged,
+        r.Votes.ToDictionary(v => v.Participant, v => new VoteView(v.Kind.ToWire(), v.Reason)),
+        r.Reason,
+        r.Attempts,
+        r.CreatedAt,
+        r.DecidedAt,
+        r.CompletedAt,
+        r.NextAttemptAt);
+}
+
+public static class TransactionsApi
+{
+    public static IEndpointRouteBuilder MapTransactions(this IEndpointRouteBuilder endpoints)
+    {
+        // The decision query participants ask when in doubt (DESIGN §2): presumed abort for the unknown.
+        endpoints.MapGet("/v1/transactions/{id}", async Task<Results<Ok<DecisionQuery>, ProblemHttpResult>> (string id, IDecisionLog log, TimeProvider time, CancellationToken ct) =>
+            Problems.CheckId("id", id) is { } bad
+                ? bad
+                : TypedResults.Ok(new DecisionQuery(id, CoordinatorRules.Answer(await log.FindAsync(id, ct), time.GetUtcNow()).ToWire())))
+            .WithTags("2PC coordinator");
+
+        var admin = endpoints.MapGroup("/v1/admin/transactions").RequireTwoPhaseSecret().WithTags("Admin");
+        admin.MapGet("/", async Task<Results<Ok<List<TransactionView>>, ProblemHttpResult>> (string? state, int? limit, IDecisionLog log, TimeProvider time, CancellationToken ct) =>
+        {
+            if (state is not (null or "unfinished"))
+            {
+                return Problems.Invalid("state", "only 'unfinished' is supported");
+            }
+
+            if (Paging.Check(null, limit) is { } bad)
+            {
+                return bad;
+            }
+
+            var now = time.GetUtcNow();
+            return TypedResults.Ok((await log.ListUnfinishedAsync(limit ?? Paging.MaxLimit, ct)).Select(r => TransactionView.From(r, now)).ToList());
+        });
+        admin.MapPost("/{id}/retry", async Task<Results<Ok<TransactionView>, ProblemHttpResult>> (string id, TwoPhaseCoordinator coordinator, TimeProvider time, CancellationToken ct) =>
+        {
+            if (Problems.CheckId("id", id) is { } bad)
+            {
+                return bad;
+            }
+
+            return await coordinator.RetryNowAsync(id, ct) is { } record
+                ? TypedResults.Ok(TransactionView.From(record, time.GetUtcNow()))
+                : Problems.NotFound($"Transaction '{id}'");
+        });
+        return endpoints;
+    }
+}

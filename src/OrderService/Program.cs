@@ -1,0 +1,16 @@
+using OrderService.Orders;
+using TwoPhase.AspNetCore;
+
+// Content root = the binary folder, so appsettings.json is found whatever the working directory.
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+builder.AddTwoPhaseService(defaultUrl: "http://127.0.0.1:8000", defaultSqliteFile: "data/order.db");
+builder.AddTwoPhaseCoordinator();
+builder.AddOrders();
+
+var app = builder.Build();
+await app.InitializeTwoPhaseAsync();
+app.MapTwoPhaseHealth();
+app.MapOrders();
+app.MapTransactions();
+app.MapLegacyOrders();
+await app.RunAsync();

@@ -1,0 +1,73 @@
+using System.Text.Json;
+using Dapper;
+using TwoPhase.Persistence;
+
+namespace StorageService.Products;
+
+/// <summary>
+/// Stock as a 2PC resource. PREPARE moves units from free to reserved with one conditional UPDATE per line
+/// (the WHERE clause is the check, so two orders can never both take the last unit); COMMIT turns reserved
+/// units into sold ones; ABORT gives them back.
+/// </summary>
+public sealed class StockReservations : IResourceManager
+{
+    public string Schema(Dialect dialect) => """
+        CREATE TABLE IF NOT EXISTS products (
+            sku       TEXT PRIMARY KEY,
+            name      TEXT NOT NULL,
+            on_hand   BIGINT NOT NULL,
+            reserved  BIGINT NOT NULL DEFAULT 0,
+            sold      BIGINT NOT NULL DEFAULT 0,
+            received  BIGINT NOT NULL,
+            CHECK (on_hand >= 0 AND reserved >= 0 AND reserved <= on_hand AND sold >= 0)
+        );
+        """;
+
+    public async Task<Reservation> ReserveAsync(LocalTransaction tx, string transactionId, string payload, CancellationToken cancellationToken)
+    {
+        var lines = OrderLinesRules.Parse(payload);
+        foreach (var line in lines)
+        {
+            var taken = await tx.Connection.ExecuteAsync(new CommandDefinition(
+                "UPDATE products SET reserved = reserved + @Quantity WHERE sku = @Sku AND on_hand - reserved >= @Quantity",
+                line,
+                tx.Transaction,
+                cancellationToken: cancellationToken));
+            if (taken == 0)
+            {
+                var known = await tx.Connection.ExecuteScalarAsync<long>(new CommandDefinition(
+                    "SELECT COUNT(*) FROM products WHERE sku = @Sku", line, tx.Transaction, cancellationToken: cancellationToken));
+                return Reservation.Refused(known == 0 ? $"unknown sku '{line.Sku}'" : $"insufficient stock for sku '{line.Sku}'");
+            }
+        }
+
+        return Reservation.Held(JsonSerializer.Serialize(lines, JsonSerializerOptions.Web));
+    }
+
+    public async Task CommitAsync(LocalTransaction tx, string transactionId, string? holding, CancellationToken cancellationToken)
+    {
+        foreach (var line in Held(holding))
+        {
+            await tx.Connection.ExecuteAsync(new CommandDefinition(
+                "UPDATE products SET on_hand = on_hand - @Quantity, reserved = reserved - @Quantity, sold = sold + @Quantity WHERE sku = @Sku",
+                line,
+                tx.Transaction,
+                cancellationToken: cancellationToken));
+        }
+    }
+
+    public async Task ReleaseAsync(LocalTransaction tx, string transactionId, string? holding, CancellationToken cancellationToken)
+    {
+        foreach (var line in Held(holding))
+        {
+            await tx.Connection.ExecuteAsync(new CommandDefinition(
+                "UPDATE products SET reserved = reserved - @Quantity WHERE sku = @Sku",
+                line,
+                tx.Transaction,
+                cancellationToken: cancellationToken));
+        }
+    }
+
+    private static OrderLine[] Held(string? holding) =>
+        holding is null ? [] : JsonSerializer.Deserialize<OrderLine[]>(holding, JsonSerializerOptions.Web) ?? [];
+}

@@ -1,0 +1,138 @@
+using System.CommandLine;
+using System.Security.Cryptography;
+using Spectre.Console;
+using TwoPhase.Cli.Audit;
+using TwoPhase.Cli.Load;
+using TwoPhase.Cli.Rendering;
+
+namespace TwoPhase.Cli.Commands;
+
+/// <summary>Exit codes shared by all commands.</summary>
+internal static class ExitCodes
+{
+    /// <summary>The run was clean: no errors, audit passed.</summary>
+    public const int Ok = 0;
+
+    /// <summary>The system misbehaved: errors during the burst or an audit violation.</summary>
+    public const int Failed = 1;
+
+    /// <summary>The run could not be set up: build failed, a service did not start, bad arguments.</summary>
+    public const int SetupFailed = 2;
+
+    /// <summary>Interrupted with Ctrl+C (128 + SIGINT, as shells report it).</summary>
+    public const int Interrupted = 130;
+}
+
+/// <summary>Options and steps that more than one command uses, defined once.</summary>
+internal static class CommandSupport
+{
+    public static Option<int> OrdersOption() => new("--orders")
+    {
+        Description = "How many orders to place.",
+        DefaultValueFactory = _ => 1000,
+        Validators = { r => Positive(r, 1_000_000) },
+    };
+
+    public static Option<int> ConcurrencyOption() => new("--concurrency")
+    {
+        Description = "How many orders are in flight at once.",
+        DefaultValueFactory = _ => 32,
+        Validators = { r => Positive(r, 4096) },
+    };
+
+    public static Option<int> RandomSeedOption() => new("--random-seed")
+    {
+        Description = "Seed of the order mix; the same seed sends the same orders.",
+        DefaultValueFactory = _ => 42,
+    };
+
+    public static Option<int> QuietTimeoutOption() => new("--quiet-timeout")
+    {
+        Description = "Seconds the audit waits for the system to settle (nothing prepared, nothing pending) before checking.",
+        DefaultValueFactory = _ => 30,
+        Validators = { r => Positive(r, 3600) },
+    };
+
+    public static Option<string?> SecretOption() => new("--secret")
+    {
+        Description = "Shared secret sent as 'Authorization: Bearer' on participant and admin reads (default: $TWOPHASE_SECRET).",
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("TWOPHASE_SECRET"),
+    };
+
+    public static Option<Uri> UrlOption(string name, string defaultUrl, string what) => new(name)
+    {
+        Description = $"Base URL of the {what}.",
+        DefaultValueFactory = _ => new Uri(defaultUrl),
+        CustomParser = r =>
+        {
+            var text = r.Tokens.Count == 1 ? r.Tokens[0].Value : "";
+            if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps))
+            {
+                return uri;
+            }
+
+            r.AddError($"{name}: '{text}' is not an absolute http(s) URL.");
+            return null;
+        },
+    };
+
+    /// <summary>A run id usable in file names and PostgreSQL identifiers: UTC time plus random hex.</summary>
+    public static string NewRunId() =>
+        $"{DateTime.UtcNow:yyyyMMdd_HHmmss}_{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(2))}";
+
+    /// <summary>Fires the burst with a progress bar showing live counts; returns every answer.</summary>
+    public static async Task<LoadResult> RunLoadAsync(IAnsiConsole console, HttpClient http, LoadOptions options, CancellationToken ct)
+    {
+        console.MarkupLine($"Placing [bold]{options.Orders:N0}[/] orders at concurrency [bold]{options.Concurrency}[/] against {Markup.Escape(options.OrderUrl.ToString())}");
+        var generator = new LoadGenerator(http, options);
+        int committed = 0, aborted = 0, other = 0;
+        return await console.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
+            .StartAsync(async ctx =>
+            {
+                var task = ctx.AddTask("orders", maxValue: options.Orders);
+                var gate = new Lock();
+                return await generator.RunAsync(answer =>
+                {
+                    _ = answer.Outcome switch
+                    {
+                        AnswerOutcome.Committed => Interlocked.Increment(ref committed),
+                        AnswerOutcome.Aborted => Interlocked.Increment(ref aborted),
+                        _ => Interlocked.Increment(ref other),
+                    };
+                    lock (gate)
+                    {
+                        task.Description = $"orders [green]{Volatile.Read(ref committed)}[/] committed, [yellow]{Volatile.Read(ref aborted)}[/] aborted, {Volatile.Read(ref other)} other";
+                        task.Increment(1);
+                    }
+                }, ct);
+            });
+    }
+
+    /// <summary>Waits for the system to settle, reads it, checks the invariants and prints the result.</summary>
+    public static async Task<AuditReport> RunAuditAsync(
+        IAnsiConsole console, ServiceSnapshotReader reader, IReadOnlyList<ClientAnswer>? answers, TimeSpan quietTimeout, CancellationToken ct)
+    {
+        var snapshot = await console.Status().StartAsync("Waiting for the system to settle...", async ctx =>
+            await reader.WaitForQuietAsync(quietTimeout, s =>
+                ctx.Status($"Waiting for the system to settle ({s.UnsettledCount} prepared rows / pending orders)..."), ct));
+        if (!snapshot.IsQuiet)
+        {
+            console.MarkupLine($"[yellow]The system did not settle within {quietTimeout.TotalSeconds:0} s; auditing what is there.[/]");
+        }
+
+        var report = new Auditor().Check(snapshot, answers);
+        ConsoleReport.PrintAudit(console, report);
+        return report;
+    }
+
+    private static void Positive(System.CommandLine.Parsing.OptionResult result, int max)
+    {
+        var value = result.GetValueOrDefault<int>();
+        if (value < 1 || value > max)
+        {
+            result.AddError($"{result.Option.Name} must be between 1 and {max:N0}.");
+        }
+    }
+}

@@ -1,0 +1,88 @@
+using System.CommandLine;
+using System.Text.Json;
+using Spectre.Console;
+using TwoPhase.Cli.Api;
+using TwoPhase.Cli.Audit;
+using TwoPhase.Cli.Load;
+using TwoPhase.Cli.Rendering;
+
+namespace TwoPhase.Cli.Commands;
+
+/// <summary><c>simulate</c>: the demo's burst and summary against services that are already running.</summary>
+internal static class SimulateCommand
+{
+    public static Command Create()
+    {
+        var orderUrl = CommandSupport.UrlOption("--order-url", "http://127.0.0.1:8000", "order service (coordinator)");
+        var storageUrl = CommandSupport.UrlOption("--storage-url", "http://127.0.0.1:8002", "storage service (for --seed-data and --audit)");
+        var deliveryUrl = CommandSupport.UrlOption("--delivery-url", "http://127.0.0.1:8001", "delivery service (for --seed-data and --audit)");
+        var orders = CommandSupport.OrdersOption();
+        var concurrency = CommandSupport.ConcurrencyOption();
+        var randomSeed = CommandSupport.RandomSeedOption();
+        var quietTimeout = CommandSupport.QuietTimeoutOption();
+        var secret = CommandSupport.SecretOption();
+        var output = new Option<FileInfo?>("--out") { Description = "Write every answer (committed, aborted, unknown...) as JSON, for `audit --answers`." };
+        var seedData = new Option<bool>("--seed-data") { Description = "Create the demo products and couriers first (existing products are kept)." };
+        var audit = new Option<bool>("--audit") { Description = "Audit afterwards, holding the system to the answers received." };
+
+        var command = new Command("simulate", "Fire a burst of orders at running services and summarize the answers.")
+        {
+            orderUrl, storageUrl, deliveryUrl, orders, concurrency, randomSeed, quietTimeout, secret, output, seedData, audit,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            var console = AnsiConsole.Console;
+            var count = parse.GetValue(orders);
+            var endpoints = new ServiceEndpoints(parse.GetValue(orderUrl)!, parse.GetValue(storageUrl)!, parse.GetValue(deliveryUrl)!);
+            using var http = HttpClients.Create(parse.GetValue(concurrency) + 16);
+            try
+            {
+                if (parse.GetValue(seedData))
+                {
+                    var plan = SeedPlan.ForOrders(count);
+                    await new Seeder(http, endpoints.Storage, endpoints.Delivery, parse.GetValue(secret)).SeedAsync(plan, ct);
+                    console.MarkupLine($"Seeded products and {plan.Couriers:N0} couriers.");
+                }
+
+                var load = await CommandSupport.RunLoadAsync(console, http, new LoadOptions
+                {
+                    OrderUrl = endpoints.Order,
+                    Orders = count,
+                    Concurrency = parse.GetValue(concurrency),
+                    RandomSeed = parse.GetValue(randomSeed),
+                    RunTag = "sim-" + CommandSupport.NewRunId().Replace('_', '-'),
+                }, ct);
+                var summary = LoadSummary.From(load);
+                ConsoleReport.PrintSummary(console, summary);
+
+                if (parse.GetValue(output) is { } file)
+                {
+                    await using var stream = file.Create();
+                    await JsonSerializer.SerializeAsync(stream, load.Answers, Json.Options, ct);
+                    console.MarkupLine($"Answers written to {Markup.Escape(file.FullName)}");
+                }
+
+                var passed = true;
+                if (parse.GetValue(audit))
+                {
+                    var reader = new ServiceSnapshotReader(http, endpoints, parse.GetValue(secret));
+                    var report = await CommandSupport.RunAuditAsync(console, reader, load.Answers, TimeSpan.FromSeconds(parse.GetValue(quietTimeout)), ct);
+                    passed = report.Passed;
+                }
+
+                return passed && summary.Errors == 0 ? ExitCodes.Ok : ExitCodes.Failed;
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                console.MarkupLine("[yellow]Interrupted.[/]");
+                return ExitCodes.Interrupted;
+            }
+            catch (Exception ex) when (ex is ApiException or HttpRequestException or IOException)
+            {
+                console.MarkupLine($"[red]{Markup.Escape(ex.Message)}[/]");
+                return ExitCodes.SetupFailed;
+            }
+        });
+        return command;
+    }
+}
