@@ -3,24 +3,28 @@ using System.Text;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Options;
 
 namespace TwoPhase.AspNetCore;
 
 /// <summary>Shared-secret authentication between the services: <c>Authorization: Bearer &lt;secret&gt;</c>.</summary>
 public static class SecretAuth
 {
-    /// <summary>Protocol and admin endpoints: 401 unless the caller proves the configured secret.</summary>
+    /// <summary>Protocol and admin endpoints: 401 unless the caller may call them (see <see cref="SecretGuard"/>).</summary>
     public static TBuilder RequireTwoPhaseSecret<TBuilder>(this TBuilder builder)
+        where TBuilder : IEndpointConventionBuilder => builder.Guard(legacy: false);
+
+    /// <summary>The old protocol: like <see cref="RequireTwoPhaseSecret{TBuilder}"/>, unless the operator allows it unauthenticated.</summary>
+    public static TBuilder RequireTwoPhaseSecretForLegacy<TBuilder>(this TBuilder builder)
+        where TBuilder : IEndpointConventionBuilder => builder.Guard(legacy: true);
+
+    private static TBuilder Guard<TBuilder>(this TBuilder builder, bool legacy)
         where TBuilder : IEndpointConventionBuilder =>
         builder.AddEndpointFilter(async (context, next) =>
-        {
-            var options = context.HttpContext.RequestServices.GetRequiredService<IOptions<TwoPhaseOptions>>().Value;
-            return IsAuthorized(context.HttpContext.Request, options.Secret)
-                ? await next(context)
-                : Problems.Status(StatusCodes.Status401Unauthorized, "Unauthorized.", "Protocol and admin endpoints need 'Authorization: Bearer <secret>'.");
-        });
+            context.HttpContext.RequestServices.GetRequiredService<SecretGuard>().Check(context.HttpContext.Request, legacy) is { } refused
+                ? refused
+                : await next(context));
 
+    /// <summary>True when the request carries <c>Authorization: Bearer &lt;secret&gt;</c>, or when no secret is configured.</summary>
     public static bool IsAuthorized(HttpRequest request, string? secret)
     {
         if (string.IsNullOrEmpty(secret))

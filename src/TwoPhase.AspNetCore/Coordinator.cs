@@ -19,7 +19,10 @@ public static class CoordinatorExtensions
         services.TryAddSingleton<SqlDecisionLog>();
         services.TryAddSingleton<IDecisionLog>(sp => sp.GetRequiredService<SqlDecisionLog>());
         services.TryAddSingleton<IParticipantTransport>(sp => new LoggingTransport(
-            new HttpParticipantTransport(sp.GetRequiredService<IHttpClientFactory>().CreateClient(HttpParticipantTransport.ClientName), sp.GetRequiredService<IOptions<TwoPhaseOptions>>()),
+            new InstrumentedTransport(
+                new HttpParticipantTransport(sp.GetRequiredService<IHttpClientFactory>().CreateClient(HttpParticipantTransport.ClientName), sp.GetRequiredService<IOptions<TwoPhaseOptions>>()),
+                sp.GetService<TwoPhaseMetrics>(),
+                sp.GetRequiredService<TimeProvider>()),
             sp.GetRequiredService<ILogger<LoggingTransport>>()));
         services.TryAddSingleton(sp => ParticipantDirectory(sp.GetRequiredService<IOptions<CoordinatorOptions>>().Value));
         services.TryAddSingleton(sp =>
@@ -39,7 +42,8 @@ public static class CoordinatorExtensions
                     RecoveryBatchSize = o.RecoveryBatchSize,
                 },
                 sp.GetRequiredService<TimeProvider>(),
-                sp.GetRequiredService<IProtocolHooks>());
+                sp.GetRequiredService<IProtocolHooks>(),
+                sp.GetService<TwoPhaseMetrics>());
         });
         services.AddSingleton<IStartupTask, DecisionLogSchema>();
         services.AddHostedService<CoordinatorRecovery>();

@@ -47,6 +47,7 @@ public static class HostingExtensions
             ? new CrashPointHooks(point, sp.GetRequiredService<ILogger<CrashPointHooks>>())
             : NoProtocolHooks.Instance);
         services.AddProblemDetails();
+        services.AddTwoPhaseProtection();
         services.Configure<JsonOptions>(o => o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.CamelCase);
         var maxBody = builder.Configuration.GetValue($"{TwoPhaseOptions.SectionName}:{nameof(TwoPhaseOptions.MaxBodyBytes)}", new TwoPhaseOptions().MaxBodyBytes);
         builder.WebHost.ConfigureKestrel(k =>

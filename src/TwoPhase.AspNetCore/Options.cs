@@ -16,6 +16,13 @@ public sealed class TwoPhaseOptions
     /// <summary>Largest request body accepted, in bytes.</summary>
     [Range(1024, 16 * 1024 * 1024)]
     public int MaxBodyBytes { get; set; } = 64 * 1024;
+
+    /// <summary>
+    /// Longest a request may run before it is cancelled with 504. Above the coordinator's prepare deadline plus
+    /// decision timeout, so a slow order still gets its answer; an order's transaction itself is never cut.
+    /// </summary>
+    [Range(100, 600_000)]
+    public int RequestTimeoutMs { get; set; } = 30_000;
 }
 
 /// <summary>One participant in the coordinator's configuration.</summary>
@@ -89,6 +96,12 @@ public sealed class ParticipantOptions
     [Range(50, 60_000)]
     public int QueryTimeoutMs { get; set; } = 2000;
 
-    /// <summary>Serve the old unauthenticated <c>/prepare</c>, <c>/commit</c>, <c>/rollback</c>.</summary>
+    /// <summary>Serve the old protocol's <c>/prepare</c>, <c>/commit</c>, <c>/rollback</c> at all.</summary>
     public bool LegacyProtocol { get; set; } = true;
+
+    /// <summary>
+    /// Let callers use the old protocol without the shared secret, as the old system's coordinator did.
+    /// Unset: allowed while the service listens on loopback only, refused otherwise (docs/security.md).
+    /// </summary>
+    public bool? AllowUnauthenticatedLegacy { get; set; }
 }

@@ -60,7 +60,7 @@ public static class ParticipantExtensions
         var options = endpoints.ServiceProvider.GetRequiredService<IOptions<ParticipantOptions>>().Value;
         if (options.LegacyProtocol)
         {
-            var legacy = endpoints.MapGroup("/").WithTags("Old protocol");
+            var legacy = endpoints.MapGroup("/").RequireTwoPhaseSecretForLegacy().WithTags("Old protocol");
             legacy.MapPost("/prepare", LegacyPrepareAsync);
             legacy.MapPost("/commit", (HttpRequest r, LedgerParticipant p, ILoggerFactory l, IOptions<TwoPhaseOptions> o) => LegacyDecideAsync(r, Decision.Commit, p, l, o));
             legacy.MapPost("/rollback", (HttpRequest r, LedgerParticipant p, ILoggerFactory l, IOptions<TwoPhaseOptions> o) => LegacyDecideAsync(r, Decision.Abort, p, l, o));
@@ -183,7 +183,8 @@ public static class ParticipantExtensions
 
     private static async Task<((string TransactionId, JsonElement OrderId)? Message, ProblemHttpResult? Problem)> ReadLegacyAsync(HttpRequest request, TwoPhaseOptions options)
     {
-        var (message, problem) = await Problems.ReadJsonAsync<LegacyMessage>(request, options.MaxBodyBytes, JsonSerializerOptions.Web);
+        // Old clients may send no Content-Type; a wrong one is still refused.
+        var (message, problem) = await Problems.ReadJsonAsync<LegacyMessage>(request, options.MaxBodyBytes, JsonSerializerOptions.Web, allowMissingContentType: true);
         if (problem is not null)
         {
             return (null, problem);
@@ -199,6 +200,18 @@ public static class ParticipantExtensions
         if (Problems.CheckId("transactionId", id) is { } bad)
         {
             return (null, bad);
+        }
+
+        // The order id ends up in the ledger: a whole number or an id, nothing bigger.
+        if (message.OrderId.ValueKind switch
+            {
+                JsonValueKind.Undefined or JsonValueKind.Null => false,
+                JsonValueKind.Number => !message.OrderId.TryGetInt64(out _),
+                JsonValueKind.String => !Problems.IsValidId(message.OrderId.GetString()),
+                _ => true,
+            })
+        {
+            return (null, Problems.Invalid("orderId", "must be a whole number or an id"));
         }
 
         return ((id!, message.OrderId), null);

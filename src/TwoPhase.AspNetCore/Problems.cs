@@ -36,19 +36,21 @@ public static partial class Problems
         IsValidId(id) ? null : Invalid(field, $"must be 1-{MaxIdLength} characters of letters, digits and . _ : -");
 
     /// <summary>
-    /// Read a JSON body into <typeparamref name="T"/>: 415 for another content type, 413 when too large,
-    /// 400 naming the path for malformed JSON or wrong types.
+    /// Read a JSON body into <typeparamref name="T"/>: 415 for another content type (or none, unless
+    /// <paramref name="allowMissingContentType"/>), 413 when too large, 400 naming the path for malformed JSON,
+    /// wrong types or, with <see cref="StrictJson"/>, unknown members.
     /// </summary>
-    public static async Task<(T? Value, ProblemHttpResult? Problem)> ReadJsonAsync<T>(HttpRequest request, int maxBytes, JsonSerializerOptions options)
+    public static async Task<(T? Value, ProblemHttpResult? Problem)> ReadJsonAsync<T>(HttpRequest request, int maxBytes, JsonSerializerOptions options, bool allowMissingContentType = false)
     {
-        if (request.ContentLength is > 0 && !(request.HasJsonContentType()))
+        if (!request.HasJsonContentType() && !(allowMissingContentType && string.IsNullOrEmpty(request.ContentType)))
         {
             return (default, Status(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type.", "Send the body as application/json."));
         }
 
         if (request.ContentLength > maxBytes)
         {
-            return (default, Status(StatusCodes.Status413PayloadTooLarge, "Request body too large.", $"The limit is {maxBytes} bytes."));
+            request.HttpContext.Response.Headers.Connection = "close";
+            return (default, TooLarge(maxBytes));
         }
 
         try
@@ -60,11 +62,34 @@ public static partial class Problems
         }
         catch (JsonException e)
         {
-            return (default, Invalid(string.IsNullOrEmpty(e.Path) || e.Path == "$" ? "body" : e.Path.TrimStart('$', '.'), "malformed JSON or a value of the wrong type"));
+            return (default, Invalid(FieldOf(e), e.Message.Contains("could not be mapped", StringComparison.Ordinal) ? "unknown field" : "malformed JSON or a value of the wrong type"));
         }
         catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
-            return (default, Status(StatusCodes.Status413PayloadTooLarge, "Request body too large.", $"The limit is {maxBytes} bytes."));
+            // The rest of the body stays unread: tell the client this connection is done.
+            request.HttpContext.Response.Headers.Connection = "close";
+            return (default, TooLarge(maxBytes));
         }
+        catch (BadHttpRequestException e)
+        {
+            return (default, Status(e.StatusCode, "Bad request.", "The request body could not be read."));
+        }
+    }
+
+    private static ProblemHttpResult TooLarge(int maxBytes) =>
+        Status(StatusCodes.Status413PayloadTooLarge, "Request body too large.", $"The limit is {maxBytes} bytes.");
+
+    /// <summary>The JSON path of the offending field, without the leading <c>$.</c>; <c>body</c> for the whole.</summary>
+    private static string FieldOf(JsonException e)
+    {
+        var path = e.Path;
+        if (string.IsNullOrEmpty(path) || path == "$")
+        {
+            return "body";
+        }
+
+        // Bound what we echo back: the path comes from the caller.
+        path = path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : path.TrimStart('$');
+        return path.Length > 200 ? path[..200] : path;
     }
 }

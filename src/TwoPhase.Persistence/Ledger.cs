@@ -33,7 +33,8 @@ public interface IResourceManager
 {
     /// <summary>
     /// Hold what <paramref name="payload"/> asks for with conditional updates (never read-then-write), or refuse.
-    /// Changes made before refusing are rolled back by the caller.
+    /// A refusal must leave nothing changed (undo what was taken before refusing): the local transaction is
+    /// shared with other PREPAREs (group commit) and is not rolled back for one refusal.
     /// </summary>
     Task<Reservation> ReserveAsync(LocalTransaction tx, string transactionId, string payload, CancellationToken cancellationToken);
 

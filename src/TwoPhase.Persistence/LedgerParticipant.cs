@@ -14,7 +14,7 @@ public sealed record DecisionResult(LedgerState? State, bool Conflict, string? D
 /// in one local transaction that reads the ledger row, changes the domain and writes the row; repeats
 /// and reorderings are answered from the row.
 /// </summary>
-public sealed class LedgerParticipant(Database db, IResourceManager resources, TimeProvider time, IProtocolHooks hooks)
+public sealed class LedgerParticipant(Database db, IResourceManager resources, TimeProvider time, IProtocolHooks hooks, TwoPhaseMetrics? metrics = null)
 {
     public Database Database => db;
 
@@ -27,143 +27,130 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
     /// <summary>PREPARE: reserve and vote, durably, once; every repeat gets the same vote.</summary>
     public async Task<(VoteKind Vote, string? Reason)> PrepareAsync(string transactionId, string payload, CancellationToken cancellationToken)
     {
+        using var activity = TwoPhaseDiagnostics.StartParticipant("prepare", transactionId);
         await hooks.AtAsync(ProtocolPoint.ParticipantBeforePrepareWritten, transactionId, cancellationToken);
         var now = UnixMs.From(time.GetUtcNow());
-        VoteKind vote;
-        string? reason;
-        try
-        {
-            (vote, reason) = await db.WriteAsync(tx => ClaimAndReserveAsync(tx, transactionId, payload, now, cancellationToken), cancellationToken);
-        }
-        catch (RefusedException refusal)
-        {
-            // The local transaction rolled back whatever the domain did before refusing; record the refusal.
-            (vote, reason) = await RecordRefusalAsync(transactionId, refusal.Message, cancellationToken);
-        }
+        // Group commit: this PREPARE shares its local transaction and fsync with the others arriving now.
+        var (vote, reason) = await db.WriteBatchedAsync(tx => ReserveAndRecordAsync(tx, transactionId, payload, now, CancellationToken.None), cancellationToken);
 
         await hooks.AtAsync(ProtocolPoint.ParticipantAfterPrepareWritten, transactionId, cancellationToken);
         await hooks.AtAsync(ProtocolPoint.ParticipantBeforePrepareAnswered, transactionId, cancellationToken);
+        metrics?.RecordVote(vote);
+        activity?.SetTag("twophase.vote", vote.ToWire());
         return (vote, reason);
     }
 
-    private async Task<(VoteKind, string?)> ClaimAndReserveAsync(LocalTransaction tx, string transactionId, string payload, long now, CancellationToken cancellationToken)
+    private async Task<(VoteKind, string?)> ReserveAndRecordAsync(LocalTransaction tx, string transactionId, string payload, long now, CancellationToken cancellationToken)
     {
-        // Claim the id first. A concurrent duplicate waits on this row (PostgreSQL) or the write
-        // lock (SQLite) and then answers from what we wrote: one reservation per transaction.
-        var claimed = await tx.Connection.ExecuteAsync(new CommandDefinition(
-            "INSERT INTO tp_ledger (tx_id, state, created_ms, updated_ms) VALUES (@Id, 'prepared', @Now, @Now) ON CONFLICT DO NOTHING",
-            new { Id = transactionId, Now = now },
-            tx.Transaction,
-            cancellationToken: cancellationToken));
-        if (claimed == 0)
-        {
-            var existing = await LedgerSql.FindAsync(tx, transactionId, forUpdate: false, cancellationToken);
-            return (ParticipantRules.VoteOf(existing!.State), existing.Reason);
-        }
-
+        // Reserve first, then claim the id with the row that records the vote (no read before: one round trip
+        // fewer for every new transaction). If the id was already claimed (a duplicate, possibly in this very
+        // batch, or an abort tombstone), give back what we just took and answer from the row that was there:
+        // one transaction reserves at most once.
         var reservation = await resources.ReserveAsync(tx, transactionId, payload, cancellationToken);
-        if (!reservation.Reserved)
-        {
-            throw new RefusedException(reservation.Reason ?? "refused");
-        }
-
-        await tx.Connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE tp_ledger SET holding = @Holding WHERE tx_id = @Id",
-            new { Id = transactionId, reservation.Holding },
+        var claimed = await tx.Connection.ExecuteAsync(new CommandDefinition(
+            "INSERT INTO tp_ledger (tx_id, state, reason, holding, created_ms, updated_ms) VALUES (@Id, @State, @Reason, @Holding, @Now, @Now) ON CONFLICT DO NOTHING",
+            new
+            {
+                Id = transactionId,
+                State = reservation.Reserved ? "prepared" : "refused",
+                Reason = reservation.Reserved ? null : reservation.Reason ?? "refused",
+                reservation.Holding,
+                Now = now,
+            },
             tx.Transaction,
             cancellationToken: cancellationToken));
-        return (VoteKind.Yes, null);
-    }
+        if (claimed == 1)
+        {
+            return reservation.Reserved ? (VoteKind.Yes, null) : (VoteKind.No, reservation.Reason ?? "refused");
+        }
 
-    private Task<(VoteKind, string?)> RecordRefusalAsync(string transactionId, string reason, CancellationToken cancellationToken)
-    {
-        var now = UnixMs.From(time.GetUtcNow());
-        // A refusal need not be forced: if it is lost, a repeated PREPARE simply tries again and nothing was held.
-        return db.WriteAsync(
-            async tx =>
-            {
-                await tx.Connection.ExecuteAsync(new CommandDefinition(
-                    "INSERT INTO tp_ledger (tx_id, state, reason, created_ms, updated_ms) VALUES (@Id, 'refused', @Reason, @Now, @Now) ON CONFLICT DO NOTHING",
-                    new { Id = transactionId, Reason = reason, Now = now },
-                    tx.Transaction,
-                    cancellationToken: cancellationToken));
-                // A concurrent duplicate may have prepared meanwhile; the row, not our attempt, is the vote.
-                var row = await LedgerSql.FindAsync(tx, transactionId, forUpdate: false, cancellationToken);
-                return (ParticipantRules.VoteOf(row!.State), row.Reason);
-            },
-            cancellationToken,
-            forced: false);
+        if (reservation.Reserved)
+        {
+            await resources.ReleaseAsync(tx, transactionId, reservation.Holding, cancellationToken);
+        }
+
+        var row = await LedgerSql.FindAsync(tx, transactionId, forUpdate: false, cancellationToken);
+        return (ParticipantRules.VoteOf(row!.State), row.Reason);
     }
 
     /// <summary>COMMIT: prepared becomes committed; repeats are no-ops; anything else is a conflict.</summary>
     public async Task<DecisionResult> CommitAsync(string transactionId, CancellationToken cancellationToken)
     {
+        using var activity = TwoPhaseDiagnostics.StartParticipant("commit", transactionId);
         await hooks.AtAsync(ProtocolPoint.ParticipantBeforeCommitWritten, transactionId, cancellationToken);
-        var result = await db.WriteAsync(
+        var result = await db.WriteBatchedAsync(
             async tx =>
             {
-                var row = await LedgerSql.FindAsync(tx, transactionId, forUpdate: true, cancellationToken);
-                switch (ParticipantRules.OnCommit(row?.State))
+                // The usual case in one statement: move prepared to committed and learn what is held.
+                if (await TransitionAsync(tx, transactionId, LedgerState.Committed, CancellationToken.None) is { } held)
                 {
-                    case ParticipantAction.ApplyCommit:
-                        await resources.CommitAsync(tx, transactionId, row!.Holding, cancellationToken);
-                        await SetStateAsync(tx, transactionId, LedgerState.Committed, cancellationToken);
-                        return new DecisionResult(LedgerState.Committed, false, null);
-                    case ParticipantAction.AnswerFromLedger:
-                        return new DecisionResult(row!.State, false, null);
-                    default:
-                        return new DecisionResult(row?.State, true, row is null
-                            ? "commit for a transaction that was never prepared here"
-                            : $"commit for a transaction that is {row.State.ToWire()} here");
+                    await resources.CommitAsync(tx, transactionId, held.Holding, CancellationToken.None);
+                    return new DecisionResult(LedgerState.Committed, false, null);
                 }
+
+                var row = await LedgerSql.FindAsync(tx, transactionId, forUpdate: false, CancellationToken.None);
+                return ParticipantRules.OnCommit(row?.State) == ParticipantAction.AnswerFromLedger
+                    ? new DecisionResult(row!.State, false, null)
+                    : new DecisionResult(row?.State, true, row is null
+                        ? "commit for a transaction that was never prepared here"
+                        : $"commit for a transaction that is {row.State.ToWire()} here");
             },
             cancellationToken);
         await hooks.AtAsync(ProtocolPoint.ParticipantAfterCommitWritten, transactionId, cancellationToken);
+        metrics?.RecordParticipantDecision(Decision.Commit, result.Conflict);
         return result;
     }
 
     /// <summary>ABORT: prepared is released; unknown leaves a tombstone; repeats are no-ops; committed is a conflict.</summary>
     public async Task<DecisionResult> AbortAsync(string transactionId, CancellationToken cancellationToken)
     {
+        using var activity = TwoPhaseDiagnostics.StartParticipant("abort", transactionId);
         await hooks.AtAsync(ProtocolPoint.ParticipantBeforeAbortWritten, transactionId, cancellationToken);
         var now = UnixMs.From(time.GetUtcNow());
-        var result = await db.WriteAsync(
+        var result = await db.WriteBatchedAsync(
             async tx =>
             {
+                if (await TransitionAsync(tx, transactionId, LedgerState.Aborted, CancellationToken.None) is { } held)
+                {
+                    await resources.ReleaseAsync(tx, transactionId, held.Holding, CancellationToken.None);
+                    return new DecisionResult(LedgerState.Aborted, false, null);
+                }
+
+                // Not prepared here: an unknown id gets a tombstone, so a PREPARE arriving late votes no.
                 var tombstone = await tx.Connection.ExecuteAsync(new CommandDefinition(
                     "INSERT INTO tp_ledger (tx_id, state, reason, created_ms, updated_ms) VALUES (@Id, 'aborted', 'abort arrived before prepare', @Now, @Now) ON CONFLICT DO NOTHING",
                     new { Id = transactionId, Now = now },
                     tx.Transaction,
-                    cancellationToken: cancellationToken));
+                    cancellationToken: CancellationToken.None));
                 if (tombstone == 1)
                 {
                     return new DecisionResult(LedgerState.Aborted, false, null);
                 }
 
-                var row = await LedgerSql.FindAsync(tx, transactionId, forUpdate: true, cancellationToken);
-                switch (ParticipantRules.OnAbort(row?.State))
-                {
-                    case ParticipantAction.Release:
-                        await resources.ReleaseAsync(tx, transactionId, row!.Holding, cancellationToken);
-                        await SetStateAsync(tx, transactionId, LedgerState.Aborted, cancellationToken);
-                        return new DecisionResult(LedgerState.Aborted, false, null);
-                    case ParticipantAction.AnswerFromLedger:
-                        return new DecisionResult(row!.State, false, null);
-                    default:
-                        return new DecisionResult(row?.State, true, "abort for a transaction already committed here");
-                }
+                var row = await LedgerSql.FindAsync(tx, transactionId, forUpdate: false, CancellationToken.None);
+                return ParticipantRules.OnAbort(row?.State) == ParticipantAction.AnswerFromLedger
+                    ? new DecisionResult(row!.State, false, null)
+                    : new DecisionResult(row?.State, true, "abort for a transaction already committed here");
             },
             cancellationToken);
         await hooks.AtAsync(ProtocolPoint.ParticipantAfterAbortWritten, transactionId, cancellationToken);
+        metrics?.RecordParticipantDecision(Decision.Abort, result.Conflict);
         return result;
     }
 
-    private Task SetStateAsync(LocalTransaction tx, string transactionId, LedgerState state, CancellationToken cancellationToken) =>
-        tx.Connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE tp_ledger SET state = @State, updated_ms = @Now, next_check_ms = NULL WHERE tx_id = @Id",
-            new { Id = transactionId, State = state.ToWire(), Now = UnixMs.From(time.GetUtcNow()) },
+    /// <summary>
+    /// prepared -> <paramref name="final"/> in one conditional UPDATE, returning what was held; null when the row
+    /// is not prepared (absent, or already final). The row lock it takes serialises concurrent decisions.
+    /// </summary>
+    private async Task<LedgerEntry?> TransitionAsync(LocalTransaction tx, string transactionId, LedgerState final, CancellationToken cancellationToken)
+    {
+        var row = await tx.Connection.QuerySingleOrDefaultAsync<LedgerSql.Row>(new CommandDefinition(
+            $"UPDATE tp_ledger SET state = @State, updated_ms = @Now, next_check_ms = NULL WHERE tx_id = @Id AND state = 'prepared' RETURNING {LedgerSql.Columns}",
+            new { Id = transactionId, State = final.ToWire(), Now = UnixMs.From(time.GetUtcNow()) },
             tx.Transaction,
             cancellationToken: cancellationToken));
+        return row?.ToEntry();
+    }
 
     public Task<LedgerEntry?> FindAsync(string transactionId, CancellationToken cancellationToken) =>
         db.ReadAsync(
@@ -212,6 +199,4 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
         db.ReadAsync<IReadOnlyList<LedgerEntry>>(
             async connection => (await connection.QueryAsync<LedgerSql.Row>(new CommandDefinition(sql, args, cancellationToken: cancellationToken))).Select(r => r.ToEntry()).ToList(),
             cancellationToken);
-
-    private sealed class RefusedException(string reason) : Exception(reason);
 }

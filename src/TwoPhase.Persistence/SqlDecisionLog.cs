@@ -38,8 +38,8 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
         var participants = JsonSerializer.Serialize(request.Participants.Select(p => p.Name).ToArray(), PersistenceJson.Default.StringArray);
         // Preparing need not be forced (DESIGN §2): if it is lost, so is the transaction, and presumed
         // abort answers "aborted" to any participant that prepared for it.
-        var inserted = await db.WriteAsync(
-            tx => tx.Connection.ExecuteAsync(
+        var inserted = await db.ExecuteAsync(
+            connection => connection.ExecuteAsync(
                 new CommandDefinition(
                     $"""
                     INSERT INTO tp_transactions (tx_id, state, participants, payload, idempotency_key, request_hash, created_ms, deadline_ms)
@@ -47,7 +47,6 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
                     ON CONFLICT DO NOTHING
                     """,
                     new { request.Id, Participants = participants, request.Payload, Key = request.IdempotencyKey, Hash = request.RequestHash, Now = now, Deadline = UnixMs.From(deadline) },
-                    tx.Transaction,
                     cancellationToken: cancellationToken)),
             cancellationToken,
             forced: false);
@@ -68,21 +67,19 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
     public async Task<TransactionRecord> DecideAsync(string id, Decision decision, string? reason, IReadOnlyList<Vote> votes, DateTimeOffset nextAttemptAt, CancellationToken cancellationToken)
     {
         var state = decision == Decision.Commit ? TransactionState.Committed : TransactionState.Aborted;
-        var row = await db.WriteAsync(
-            tx => tx.Connection.QuerySingleOrDefaultAsync<Row>(
-                new CommandDefinition(
-                    $"""
-                    UPDATE tp_transactions
-                    SET state = @State, reason = @Reason, votes = @Votes, decided_ms = @Now, next_attempt_ms = @Next
-                    WHERE tx_id = @Id AND state = 'preparing'
-                    RETURNING {Columns}
-                    """,
-                    new { Id = id, State = state.ToWire(), Reason = reason, Votes = JsonSerializer.Serialize(votes.ToArray(), PersistenceJson.Default.VoteArray), Now = UnixMs.From(time.GetUtcNow()), Next = UnixMs.From(nextAttemptAt) },
-                    tx.Transaction,
-                    cancellationToken: cancellationToken)),
-            cancellationToken,
-            // The commit point must be on disk before any COMMIT leaves; an abort may be lost (presumed abort).
-            forced: decision == Decision.Commit);
+        var args = new { Id = id, State = state.ToWire(), Reason = reason, Votes = JsonSerializer.Serialize(votes.ToArray(), PersistenceJson.Default.VoteArray), Now = UnixMs.From(time.GetUtcNow()), Next = UnixMs.From(nextAttemptAt) };
+        const string sql = $"""
+            UPDATE tp_transactions
+            SET state = @State, reason = @Reason, votes = @Votes, decided_ms = @Now, next_attempt_ms = @Next
+            WHERE tx_id = @Id AND state = 'preparing'
+            RETURNING {Columns}
+            """;
+        var row = decision == Decision.Commit
+            // The commit point must be on disk before any COMMIT leaves. Concurrent commit decisions share one
+            // local transaction and its fsync (group commit); the statement touches only its own row.
+            ? await db.WriteBatchedAsync(tx => tx.Connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(sql, args, tx.Transaction)), cancellationToken)
+            // An abort may be lost (presumed abort): not forced.
+            : await db.ExecuteAsync(c => c.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(sql, args, cancellationToken: cancellationToken)), cancellationToken, forced: false);
         if (row is not null)
         {
             return row.ToRecord();
@@ -94,26 +91,24 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
     }
 
     public Task AcknowledgeAsync(string id, IReadOnlyCollection<string> acknowledged, bool complete, CancellationToken cancellationToken) =>
-        db.WriteAsync(
-            tx => tx.Connection.ExecuteAsync(
+        db.ExecuteAsync(
+            connection => connection.ExecuteAsync(
                 new CommandDefinition(
                     complete
                         ? "UPDATE tp_transactions SET acknowledged = @Acks, completed_ms = @Now WHERE tx_id = @Id"
                         : "UPDATE tp_transactions SET acknowledged = @Acks WHERE tx_id = @Id",
                     new { Id = id, Acks = JsonSerializer.Serialize(acknowledged.ToArray(), PersistenceJson.Default.StringArray), Now = UnixMs.From(time.GetUtcNow()) },
-                    tx.Transaction,
                     cancellationToken: cancellationToken)),
             cancellationToken,
             // Losing "completed" only costs one more, idempotent, phase-2 round after a crash.
             forced: false);
 
     public Task ScheduleRetryAsync(string id, DateTimeOffset nextAttemptAt, CancellationToken cancellationToken) =>
-        db.WriteAsync(
-            tx => tx.Connection.ExecuteAsync(
+        db.ExecuteAsync(
+            connection => connection.ExecuteAsync(
                 new CommandDefinition(
                     "UPDATE tp_transactions SET attempts = attempts + 1, next_attempt_ms = @Next WHERE tx_id = @Id AND completed_ms IS NULL",
                     new { Id = id, Next = UnixMs.From(nextAttemptAt) },
-                    tx.Transaction,
                     cancellationToken: cancellationToken)),
             cancellationToken,
             forced: false);
@@ -147,6 +142,13 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
             $"SELECT {Columns} FROM tp_transactions WHERE tx_id > @After ORDER BY tx_id LIMIT @Limit",
             new { After = after ?? string.Empty, Limit = limit },
             cancellationToken);
+
+    /// <summary>
+    /// The newest transactions first, for the dashboard. Ids are version-7 GUIDs (time first), so id order is
+    /// creation order and the primary key serves the query without a scan.
+    /// </summary>
+    public Task<IReadOnlyList<TransactionRecord>> ListRecentAsync(int limit, CancellationToken cancellationToken) =>
+        QueryAsync($"SELECT {Columns} FROM tp_transactions ORDER BY tx_id DESC LIMIT @Limit", new { Limit = limit }, cancellationToken);
 
     /// <summary>Counts for metrics and the dashboard: not completed, and by state.</summary>
     public Task<IReadOnlyList<(string State, bool Completed, long Count)>> CountAsync(CancellationToken cancellationToken) =>

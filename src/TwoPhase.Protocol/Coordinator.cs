@@ -35,7 +35,8 @@ public sealed class TwoPhaseCoordinator(
     IReadOnlyDictionary<string, ParticipantRef> directory,
     CoordinatorSettings settings,
     TimeProvider time,
-    IProtocolHooks hooks)
+    IProtocolHooks hooks,
+    TwoPhaseMetrics? metrics = null)
 {
     public CoordinatorSettings Settings => settings;
 
@@ -56,6 +57,9 @@ public sealed class TwoPhaseCoordinator(
             }
         }
 
+        using var activity = TwoPhaseDiagnostics.StartTransaction(request.Id);
+        using var inFlight = TwoPhaseMetrics.InFlight(metrics);
+        var started = time.GetTimestamp();
         var deadline = time.GetUtcNow() + settings.PrepareDeadline;
         var (record, created) = await log.BeginAsync(request, deadline, cancellationToken);
         if (!created)
@@ -72,15 +76,24 @@ public sealed class TwoPhaseCoordinator(
         await hooks.AtAsync(ProtocolPoint.CoordinatorBeforeDecisionWritten, request.Id, cancellationToken);
         // Recovery re-drives phase 2 only if this round has not completed it by then.
         var recoverAfter = time.GetUtcNow() + (settings.DecisionTimeout * 2);
-        var decided = await log.DecideAsync(request.Id, decision, reason, votes, recoverAfter, cancellationToken);
+        TransactionRecord decided;
+        using (new PhaseScope(metrics, time, "decide", request.Id))
+        {
+            decided = await log.DecideAsync(request.Id, decision, reason, votes, recoverAfter, cancellationToken);
+        }
+
+        metrics?.RecordDecision(decided, decision, reason);
         await hooks.AtAsync(ProtocolPoint.CoordinatorAfterDecisionWritten, request.Id, cancellationToken);
 
         var acknowledged = await DriveAsync(decided, cancellationToken);
+        metrics?.RecordTransaction(decided.State, time.GetElapsedTime(started));
+        activity?.SetTag("twophase.outcome", decided.State.ToWire());
         return (new TransactionOutcome(request.Id, decided.State, decided.Reason, decided.Votes, acknowledged), true);
     }
 
     private async Task<IReadOnlyList<Vote>> PrepareAllAsync(TransactionRequest request, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
+        using var phase = new PhaseScope(metrics, time, "prepare", request.Id);
         using var deadlineCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadlineCts.CancelAfter(deadline - time.GetUtcNow());
         var sends = request.Participants
@@ -115,6 +128,7 @@ public sealed class TwoPhaseCoordinator(
         }
 
         var decision = CoordinatorRules.ToDecision(record.State);
+        using var phase = new PhaseScope(metrics, time, decision == Decision.Commit ? "commit" : "abort", record.Id);
         var pending = record.Participants.Except(record.Acknowledged).ToList();
         var sends = pending.Select(name => SendDecisionAsync(name, record.Id, decision, record.Payload, cancellationToken)).ToList();
         var acks = new List<Ack>(sends.Count);
@@ -183,11 +197,13 @@ public sealed class TwoPhaseCoordinator(
         foreach (var abandoned in await log.FindAbandonedAsync(now, settings.RecoveryBatchSize, cancellationToken))
         {
             // Conditional write: if the live coordinator decided first, its decision stands.
-            await log.DecideAsync(abandoned.Id, Decision.Abort, $"prepare deadline of {settings.PrepareDeadline.TotalMilliseconds:0} ms passed before a decision", abandoned.Votes, now, cancellationToken);
+            var abandonedReason = $"prepare deadline of {settings.PrepareDeadline.TotalMilliseconds:0} ms passed before a decision";
+            metrics?.RecordDecision(await log.DecideAsync(abandoned.Id, Decision.Abort, abandonedReason, abandoned.Votes, now, cancellationToken), Decision.Abort, abandonedReason, byRecovery: true);
             touched++;
         }
 
         var due = await log.FindUnfinishedDueAsync(time.GetUtcNow(), settings.RecoveryBatchSize, cancellationToken);
+        metrics?.RecordRedrives(due.Count);
         await Parallel.ForEachAsync(
             due,
             new ParallelOptions { MaxDegreeOfParallelism = settings.RecoveryParallelism, CancellationToken = cancellationToken },

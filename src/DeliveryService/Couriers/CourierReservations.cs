@@ -86,8 +86,14 @@ public sealed class CourierReservations : IResourceManager
 public sealed class DeliveryPrepareRules : IPrepareRules
 {
     public (string Field, string Message)? Validate(JsonElement body) =>
-        body.TryGetProperty("orderId", out var id) && id.ValueKind is not (JsonValueKind.String or JsonValueKind.Number or JsonValueKind.Null)
-            ? ("orderId", "must be a string or a number")
+        body.TryGetProperty("orderId", out var id) && id.ValueKind switch
+        {
+            JsonValueKind.Null => false,
+            JsonValueKind.Number => !id.TryGetInt64(out _),
+            JsonValueKind.String => !Problems.IsValidId(id.GetString()),
+            _ => true,
+        }
+            ? ("orderId", "must be an id or a whole number")
             : null;
 
     public string FromLegacy(string transactionId, JsonElement orderId) =>

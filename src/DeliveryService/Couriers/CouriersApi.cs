@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Dapper;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
@@ -68,7 +67,7 @@ public static class CouriersApi
 
     private static async Task<Results<Created<Courier>, ProblemHttpResult>> AddCourierAsync(HttpRequest request, Database db, IOptions<TwoPhaseOptions> options, CancellationToken ct)
     {
-        var (body, problem) = await Problems.ReadJsonAsync<NewCourier>(request, options.Value.MaxBodyBytes, JsonSerializerOptions.Web);
+        var (body, problem) = await Problems.ReadJsonAsync<NewCourier>(request, options.Value.MaxBodyBytes, StrictJson.Options);
         if (problem is not null)
         {
             return problem;

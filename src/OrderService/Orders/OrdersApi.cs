@@ -82,6 +82,9 @@ public static class OrdersApi
         builder.Services.AddOptions<OrderOptions>().BindConfiguration(OrderOptions.SectionName);
         builder.Services.AddSingleton<InFlightGate>();
         builder.Services.AddSingleton<OrderPlacement>();
+        builder.Services.AddOptions<CatalogOptions>().BindConfiguration(CatalogOptions.SectionName);
+        builder.Services.AddSingleton<SkuCatalog>();
+        builder.Services.AddHttpClient(SkuCatalog.ClientName);
         return builder;
     }
 
@@ -95,7 +98,7 @@ public static class OrdersApi
     }
 
     private static async Task<Results<Created<OrderView>, Ok<OrderView>, ProblemHttpResult>> PlaceAsync(
-        HttpRequest request, OrderPlacement placement, IOptions<OrderOptions> orders, IOptions<TwoPhaseOptions> options, HttpResponse response, CancellationToken ct)
+        HttpRequest request, OrderPlacement placement, SkuCatalog catalog, IOptions<OrderOptions> orders, IOptions<TwoPhaseOptions> options, HttpResponse response, CancellationToken ct)
     {
         string? key = null;
         if (request.Headers.TryGetValue(IdempotencyHeader, out var keys))
@@ -108,7 +111,7 @@ public static class OrdersApi
             key = keys[0];
         }
 
-        var (body, problem) = await Problems.ReadJsonAsync<NewOrder>(request, options.Value.MaxBodyBytes, JsonSerializerOptions.Web);
+        var (body, problem) = await Problems.ReadJsonAsync<NewOrder>(request, options.Value.MaxBodyBytes, StrictJson.Options);
         if (problem is not null)
         {
             return problem;
@@ -118,6 +121,11 @@ public static class OrdersApi
         if (invalid is not null)
         {
             return invalid;
+        }
+
+        if (await catalog.FindUnknownAsync(lines!.ConvertAll(l => l.Sku), ct) is { } unknown)
+        {
+            return Problems.Invalid($"items[{unknown.Index}].sku", $"unknown SKU '{unknown.Sku}'");
         }
 
         // A client order id is a natural idempotency key: the same id twice is the same order.

@@ -33,7 +33,7 @@ public sealed class OrderLinesRules(IOptions<StorageOptions> options) : IPrepare
                 return ($"items[{index}].sku", "must be a SKU: 1-64 characters of letters, digits and . _ : -");
             }
 
-            if (!item.TryGetProperty("quantity", out var quantity) || !quantity.TryGetInt64(out var q) || q < 1 || q > options.Value.MaxQuantity)
+            if (!item.TryGetProperty("quantity", out var quantity) || quantity.ValueKind != JsonValueKind.Number || !quantity.TryGetInt64(out var q) || q < 1 || q > options.Value.MaxQuantity)
             {
                 return ($"items[{index}].quantity", $"must be a whole number from 1 to {options.Value.MaxQuantity}");
             }

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Dapper;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
@@ -56,7 +55,7 @@ public static class ProductsApi
 
     private static async Task<Results<Created<Product>, ProblemHttpResult>> CreateAsync(HttpRequest request, Database db, IOptions<TwoPhaseOptions> options, CancellationToken ct)
     {
-        var (body, problem) = await Problems.ReadJsonAsync<NewProduct>(request, options.Value.MaxBodyBytes, JsonSerializerOptions.Web);
+        var (body, problem) = await Problems.ReadJsonAsync<NewProduct>(request, options.Value.MaxBodyBytes, StrictJson.Options);
         if (problem is not null)
         {
             return problem;
@@ -91,7 +90,7 @@ public static class ProductsApi
             return badSku;
         }
 
-        var (body, problem) = await Problems.ReadJsonAsync<Restock>(request, options.Value.MaxBodyBytes, JsonSerializerOptions.Web);
+        var (body, problem) = await Problems.ReadJsonAsync<Restock>(request, options.Value.MaxBodyBytes, StrictJson.Options);
         if (problem is not null)
         {
             return problem;

@@ -26,18 +26,20 @@ public sealed class StockReservations : IResourceManager
     public async Task<Reservation> ReserveAsync(LocalTransaction tx, string transactionId, string payload, CancellationToken cancellationToken)
     {
         var lines = OrderLinesRules.Parse(payload);
-        foreach (var line in lines)
+        for (var i = 0; i < lines.Count; i++)
         {
             var taken = await tx.Connection.ExecuteAsync(new CommandDefinition(
                 "UPDATE products SET reserved = reserved + @Quantity WHERE sku = @Sku AND on_hand - reserved >= @Quantity",
-                line,
+                lines[i],
                 tx.Transaction,
                 cancellationToken: cancellationToken));
             if (taken == 0)
             {
+                // All or nothing, without a savepoint: give back the lines already taken in this transaction.
+                await ReleaseLinesAsync(tx, lines.Take(i), cancellationToken);
                 var known = await tx.Connection.ExecuteScalarAsync<long>(new CommandDefinition(
-                    "SELECT COUNT(*) FROM products WHERE sku = @Sku", line, tx.Transaction, cancellationToken: cancellationToken));
-                return Reservation.Refused(known == 0 ? $"unknown sku '{line.Sku}'" : $"insufficient stock for sku '{line.Sku}'");
+                    "SELECT COUNT(*) FROM products WHERE sku = @Sku", lines[i], tx.Transaction, cancellationToken: cancellationToken));
+                return Reservation.Refused(known == 0 ? $"unknown sku '{lines[i].Sku}'" : $"insufficient stock for sku '{lines[i].Sku}'");
             }
         }
 
@@ -56,9 +58,12 @@ public sealed class StockReservations : IResourceManager
         }
     }
 
-    public async Task ReleaseAsync(LocalTransaction tx, string transactionId, string? holding, CancellationToken cancellationToken)
+    public Task ReleaseAsync(LocalTransaction tx, string transactionId, string? holding, CancellationToken cancellationToken) =>
+        ReleaseLinesAsync(tx, Held(holding), cancellationToken);
+
+    private static async Task ReleaseLinesAsync(LocalTransaction tx, IEnumerable<OrderLine> lines, CancellationToken cancellationToken)
     {
-        foreach (var line in Held(holding))
+        foreach (var line in lines)
         {
             await tx.Connection.ExecuteAsync(new CommandDefinition(
                 "UPDATE products SET reserved = reserved - @Quantity WHERE sku = @Sku",

@@ -67,12 +67,6 @@ internal static class DemoCommand
             return ExitCodes.SetupFailed;
         }
 
-        var ports = ChoosePorts(console, settings.BasePort);
-        if (ports is null)
-        {
-            return ExitCodes.SetupFailed;
-        }
-
         var runId = CommandSupport.NewRunId();
         var runFolder = Path.GetFullPath(settings.RunDir ?? Path.Combine(Path.GetTempPath(), $"twophase-demo-{runId}"));
         Directory.CreateDirectory(runFolder);
@@ -95,12 +89,25 @@ internal static class DemoCommand
                     _ => ServiceBuilder.BuildAsync(repoRoot, configuration, buildLog, DotnetHost.Path, ct));
             }
 
+            // Ports are chosen after the build, right before the start: a build takes long
+            // enough for something else to take a port that was free before it.
+            var ports = ChoosePorts(console, settings.BasePort);
+            if (ports is null)
+            {
+                return ExitCodes.SetupFailed;
+            }
+
             IReadOnlyDictionary<ServiceKind, DatabaseSetup> stores;
+            var extraEnvironment = new Dictionary<string, string>(StringComparer.Ordinal);
             if (settings.Postgres is { } pg)
             {
                 databases = await PostgresDatabases.CreateAsync(pg, $"twophase_demo_{runId}", ct);
                 stores = databases.ConnectionStrings.ToDictionary(kv => kv.Key, kv => DatabaseSetup.Postgres(kv.Value));
-                console.MarkupLine($"PostgreSQL databases: {Markup.Escape(string.Join(", ", databases.Names.Values))}");
+                // Three services with default pools would exceed a stock server's 100 connections
+                // and fail requests with "too many clients"; share what the server allows instead.
+                extraEnvironment["Database__MaxPoolSize"] = databases.PoolSizePerService.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                console.MarkupLine($"PostgreSQL databases: {Markup.Escape(string.Join(", ", databases.Names.Values))} " +
+                                   $"(pool {databases.PoolSizePerService} per service; server allows {databases.AvailableConnections} connections)");
             }
             else
             {
@@ -117,6 +124,7 @@ internal static class DemoCommand
                     Databases = stores,
                     Secret = secret,
                     LogFolder = runFolder,
+                    ExtraEnvironment = extraEnvironment,
                 },
                 http);
             var sut = system;

@@ -20,6 +20,17 @@ public sealed class PostgresDatabases
 
     public IReadOnlyDictionary<ServiceKind, string> Names { get; }
 
+    /// <summary>The server's <c>max_connections</c> less its reserved superuser slots: what all three services share.</summary>
+    public int AvailableConnections { get; private set; }
+
+    /// <summary>
+    /// A <c>Database:MaxPoolSize</c> for each service so the three together stay under the server's
+    /// connection limit. Each service opens up to 1.5 pools' worth (a durable pool and a relaxed one
+    /// half its size), and some headroom is left for psql, the CLI and anyone else on the server.
+    /// Capped at the services' own default of 64.
+    /// </summary>
+    public int PoolSizePerService => Math.Clamp((AvailableConnections - 10) / ServiceKinds.All.Count * 2 / 3, 4, 64);
+
     /// <summary>The user's connection string with <c>Database</c> set to each service's database.</summary>
     public IReadOnlyDictionary<ServiceKind, string> ConnectionStrings { get; }
 
@@ -52,6 +63,8 @@ public sealed class PostgresDatabases
         var databases = new PostgresDatabases(admin.ConnectionString, names, strings);
         try
         {
+            databases.AvailableConnections = await databases.QueryIntAsync(
+                "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int", cancellationToken);
             foreach (var name in names.Values)
             {
                 // Names are built from a checked prefix above, so quoting them is enough.
@@ -84,6 +97,14 @@ public sealed class PostgresDatabases
         }
 
         return problems;
+    }
+
+    private async Task<int> QueryIntAsync(string sql, CancellationToken ct)
+    {
+        await using var connection = new NpgsqlConnection(_adminConnectionString);
+        await connection.OpenAsync(ct);
+        await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = (int)CommandTimeout.TotalSeconds };
+        return Convert.ToInt32(await command.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
     }
 
     private async Task ExecuteAsync(string sql, CancellationToken ct)

@@ -64,6 +64,14 @@ public sealed class ServiceHost : IAsyncDisposable
             throw new ServiceStartException($"{Kind.ProjectName()}: {_dllPath} does not exist; was it built?");
         }
 
+        // Without this, a service already listening on the port (another run, another developer's
+        // services) would answer the readiness probe while ours dies on "address in use", and the
+        // run would quietly drive someone else's system.
+        if (Url.IsLoopback && !PortAllocator.IsFree(Url.Port))
+        {
+            throw new ServiceStartException($"{Kind.ProjectName()}: port {Url.Port} is already in use by another process; stop it or choose other ports.");
+        }
+
         lock (_gate)
         {
             if (_process is { HasExited: false })
@@ -72,7 +80,7 @@ public sealed class ServiceHost : IAsyncDisposable
             }
 
             _process?.Dispose();
-            _log ??= new StreamWriter(new FileStream(LogPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite), Encoding.UTF8) { AutoFlush = true };
+            _log ??= new StreamWriter(new FileStream(LogPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite), new UTF8Encoding(encoderShouldEmitUTF8Identifier: false)) { AutoFlush = true };
             var info = new ProcessStartInfo(_dotnet)
             {
                 UseShellExecute = false,
@@ -137,6 +145,12 @@ public sealed class ServiceHost : IAsyncDisposable
                     using var response = await http.GetAsync(new Uri(Url, path), probe.Token);
                     if (response.IsSuccessStatusCode)
                     {
+                        if (process.HasExited)
+                        {
+                            // Someone answered, but not our process: it died (e.g. on a port taken in the meantime).
+                            continue;
+                        }
+
                         return;
                     }
 

@@ -110,6 +110,10 @@ public sealed class SystemUnderTest : IAsyncDisposable
             }
 
             await Task.WhenAll(Hosts.Select(h => h.WaitReadyAsync(_probe, Options.ReadyTimeout, cancellationToken)));
+            if (Hosts.FirstOrDefault(h => !h.IsRunning) is { } dead)
+            {
+                throw new ServiceStartException($"{dead.Kind.ProjectName()} exited right after it was ready. Last lines of {dead.LogPath}:\n{dead.ReadLogTail()}");
+            }
         }
         catch
         {

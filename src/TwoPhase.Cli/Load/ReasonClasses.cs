@@ -20,7 +20,7 @@ public static partial class ReasonClasses
         return parts.Count > 0 ? string.Join(" + ", parts) : Normalize(order.Reason ?? "no reason given");
     }
 
-    /// <summary>Blanks GUID-like ids and numbers, keeps quoted SKUs (which scarce product ran out is the point).</summary>
+    /// <summary>Blanks GUID-like ids and numbers (not HTTP status codes), keeps quoted SKUs (which scarce product ran out is the point).</summary>
     public static string Normalize(string reason)
     {
         ArgumentNullException.ThrowIfNull(reason);
@@ -33,6 +33,7 @@ public static partial class ReasonClasses
     [GeneratedRegex(@"\b[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\b")]
     private static partial Regex HexId();
 
-    [GeneratedRegex(@"\b\d+\b")]
+    // HTTP status codes stay: "answered HTTP 500" and "HTTP 409" are different causes.
+    [GeneratedRegex(@"(?<!HTTP )\b\d+\b")]
     private static partial Regex Number();
 }

@@ -1,0 +1,39 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace TwoPhase.AspNetCore;
+
+/// <summary>
+/// The OpenAPI document of a service (<c>/openapi/v1.json</c>), generated from its endpoints, and an interactive
+/// page for it (<c>/swagger</c>). The page's scripts are embedded in the Swashbuckle package and served by the
+/// service itself: it works on a machine with no outside network.
+/// </summary>
+public static class ApiDocsExtensions
+{
+    public const string DocumentPath = "/openapi/v1.json";
+    public const string PagePrefix = "swagger";
+
+    public static WebApplicationBuilder AddTwoPhaseApiDocs(this WebApplicationBuilder builder, string title, string description)
+    {
+        builder.Services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>
+        {
+            document.Info.Title = title;
+            document.Info.Description = description + " Protocol and admin endpoints need `Authorization: Bearer <TwoPhase:Secret>` when a secret is configured. Errors are RFC 7807 problem details.";
+            document.Info.Version = "v1";
+            return Task.CompletedTask;
+        }));
+        return builder;
+    }
+
+    public static WebApplication MapTwoPhaseApiDocs(this WebApplication app)
+    {
+        app.MapOpenApi(DocumentPath);
+        app.UseSwaggerUI(o =>
+        {
+            o.RoutePrefix = PagePrefix;
+            o.SwaggerEndpoint(DocumentPath, "v1");
+            o.DocumentTitle = "TwoPhase API";
+        });
+        return app;
+    }
+}

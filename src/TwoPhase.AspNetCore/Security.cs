@@ -1,0 +1,210 @@
+using System.Net;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Http.Timeouts;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+
+namespace TwoPhase.AspNetCore;
+
+public static class ProtectionExtensions
+{
+    /// <summary>The environment variable that supplies <see cref="TwoPhaseOptions.Secret"/> when configuration does not.</summary>
+    public const string SecretVariable = "TWOPHASE_SECRET";
+
+    /// <summary>Auth between services, a problem detail for every error, and a bounded time for every request.</summary>
+    internal static IServiceCollection AddTwoPhaseProtection(this IServiceCollection services)
+    {
+        services.PostConfigure<TwoPhaseOptions>(o =>
+        {
+            if (string.IsNullOrEmpty(o.Secret))
+            {
+                o.Secret = Environment.GetEnvironmentVariable(SecretVariable) is { Length: > 0 } secret ? secret : null;
+            }
+        });
+        services.TryAddSingleton<ListenScope>();
+        services.TryAddSingleton<SecretGuard>();
+        services.AddExceptionHandler<ProblemExceptionHandler>();
+        services.AddRequestTimeouts();
+        services.AddOptions<RequestTimeoutOptions>().Configure<IOptions<TwoPhaseOptions>>((timeouts, shared) =>
+            timeouts.DefaultPolicy = new RequestTimeoutPolicy
+            {
+                Timeout = TimeSpan.FromMilliseconds(shared.Value.RequestTimeoutMs),
+                TimeoutStatusCode = StatusCodes.Status504GatewayTimeout,
+            });
+        services.AddTransient<IStartupFilter, ProtectionStartupFilter>();
+        return services;
+    }
+}
+
+/// <summary>
+/// Whether this service listens on loopback only, read from the addresses the server really bound
+/// (so <c>--urls</c>, <c>ASPNETCORE_URLS</c> and <c>Kestrel:Endpoints</c> all count). Read on first use,
+/// which is after the server has started.
+/// </summary>
+public sealed class ListenScope(IServer server)
+{
+    private bool? _loopbackOnly;
+
+    public bool LoopbackOnly => _loopbackOnly ??= IsLoopbackOnly(server.Features.Get<IServerAddressesFeature>()?.Addresses ?? []);
+
+    /// <summary>True when every address is loopback; a wildcard (<c>+</c>, <c>*</c>, <c>0.0.0.0</c>, <c>[::]</c>) or anything unreadable is not.</summary>
+    public static bool IsLoopbackOnly(IEnumerable<string> addresses)
+    {
+        var any = false;
+        foreach (var address in addresses)
+        {
+            any = true;
+            // "http://+:80" and "http://*:80" are not valid URIs; they are wildcards, so not loopback.
+            if (!Uri.TryCreate(address.Replace("://+", "://wildcard.invalid").Replace("://*", "://wildcard.invalid"), UriKind.Absolute, out var uri))
+            {
+                return false;
+            }
+
+            var host = uri.Host.Trim('[', ']');
+            var loopback = host.Equals("localhost", StringComparison.OrdinalIgnoreCase)
+                || (IPAddress.TryParse(host, out var ip) && IPAddress.IsLoopback(ip));
+            if (!loopback)
+            {
+                return false;
+            }
+        }
+
+        return any;
+    }
+}
+
+/// <summary>
+/// Who may call a guarded endpoint (docs/security.md). With a secret configured: callers proving it, plus,
+/// for the old protocol, anyone when <see cref="ParticipantOptions.AllowUnauthenticatedLegacy"/> is on
+/// (default: on when listening on loopback only). Without a secret: anyone while the service listens on
+/// loopback only, nobody otherwise (a service exposed beyond loopback must not be open by omission).
+/// </summary>
+public sealed class SecretGuard(IOptions<TwoPhaseOptions> shared, IOptions<ParticipantOptions> participant, ListenScope scope)
+{
+    /// <summary>Null when the caller may proceed; else the 401 to answer.</summary>
+    public ProblemHttpResult? Check(HttpRequest request, bool legacy)
+    {
+        var secret = shared.Value.Secret;
+        if (legacy && (participant.Value.AllowUnauthenticatedLegacy ?? scope.LoopbackOnly))
+        {
+            return null;
+        }
+
+        if (string.IsNullOrEmpty(secret))
+        {
+            return scope.LoopbackOnly
+                ? null
+                : Unauthorized("This service listens beyond loopback and has no TwoPhase:Secret configured, so its protocol and admin endpoints refuse every caller.");
+        }
+
+        return SecretAuth.IsAuthorized(request, secret)
+            ? null
+            : Unauthorized("Protocol and admin endpoints need 'Authorization: Bearer <secret>'.");
+    }
+
+    private static ProblemHttpResult Unauthorized(string detail) =>
+        Problems.Status(StatusCodes.Status401Unauthorized, "Unauthorized.", detail);
+}
+
+/// <summary>JSON settings for request bodies whose shape we own: no unknown members, no duplicate keys, no numbers in strings.</summary>
+public static class StrictJson
+{
+    public static JsonSerializerOptions Options { get; } = Create();
+
+    private static JsonSerializerOptions Create()
+    {
+        var options = new JsonSerializerOptions(JsonSerializerDefaults.Web)
+        {
+            UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+            NumberHandling = JsonNumberHandling.Strict,
+            AllowDuplicateProperties = false,
+            MaxDepth = 16,
+        };
+        options.MakeReadOnly(populateMissingResolver: true);
+        return options;
+    }
+}
+
+/// <summary>
+/// The last line of defence: an exception no endpoint handled becomes a problem detail without details
+/// (nothing about the internals leaks), and a bad request the server itself noticed keeps its 4xx.
+/// </summary>
+internal sealed class ProblemExceptionHandler(IProblemDetailsService problems) : IExceptionHandler
+{
+    public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
+    {
+        var (status, title) = exception switch
+        {
+            BadHttpRequestException bad => (bad.StatusCode, "Bad request."),
+            OperationCanceledException when httpContext.RequestAborted.IsCancellationRequested => (StatusCodes.Status499ClientClosedRequest, "Request cancelled."),
+            _ => (StatusCodes.Status500InternalServerError, "An unexpected error occurred."),
+        };
+        httpContext.Response.StatusCode = status;
+        return await problems.TryWriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = httpContext,
+            // No Exception here: the log has it, the caller gets nothing about the internals.
+            ProblemDetails = { Status = status, Title = title },
+        });
+    }
+}
+
+/// <summary>Wraps every service's pipeline: exception handler, problem bodies for bare status codes, request timeouts.</summary>
+internal sealed class ProtectionStartupFilter : IStartupFilter
+{
+    public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+    {
+        app.Use(RefuseOversizedBodiesAsync);
+        app.UseExceptionHandler();
+        // 404, 405 and the like from routing have no body; give them a problem detail like every other error.
+        app.UseStatusCodePages();
+        app.UseRequestTimeouts();
+        next(app);
+    };
+
+    /// <summary>
+    /// 413 for a declared body over the limit, before auth or routing look at it. The connection is closed
+    /// after the answer; a body up to four times the limit is read and dropped first, because closing a socket
+    /// with unread bytes resets it and the client would lose the 413 (beyond that, the client loses it).
+    /// </summary>
+    private static async Task RefuseOversizedBodiesAsync(HttpContext context, RequestDelegate next)
+    {
+        var max = context.RequestServices.GetRequiredService<IOptions<TwoPhaseOptions>>().Value.MaxBodyBytes;
+        if (context.Request.ContentLength is not { } length || length <= max)
+        {
+            await next(context);
+            return;
+        }
+
+        context.Response.Headers.Connection = "close";
+        if (length <= 4L * max && context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+        {
+            limit.MaxRequestBodySize = 4L * max;
+            try
+            {
+                await context.Request.Body.CopyToAsync(Stream.Null, context.RequestAborted);
+            }
+            catch (Exception e) when (e is BadHttpRequestException or IOException or OperationCanceledException)
+            {
+                // The client went away or sent less than it declared: it will not read the answer either.
+            }
+        }
+
+        context.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
+        await context.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = context,
+            ProblemDetails = { Status = StatusCodes.Status413PayloadTooLarge, Title = "Request body too large.", Detail = $"The limit is {max} bytes." },
+        });
+    }
+}

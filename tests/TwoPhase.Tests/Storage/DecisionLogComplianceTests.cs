@@ -1,0 +1,306 @@
+using Microsoft.Extensions.Time.Testing;
+using TwoPhase.Persistence;
+using TwoPhase.Protocol;
+
+namespace TwoPhase.Tests.Storage;
+
+/// <summary>The coordinator's <see cref="SqlDecisionLog"/> on real SQL, written once and run against every store.</summary>
+public abstract class DecisionLogComplianceTests : IAsyncLifetime
+{
+    private static readonly CancellationToken None = CancellationToken.None;
+    private static readonly ParticipantRef Storage = new("storage", new Uri("http://127.0.0.1:8002"));
+    private static readonly ParticipantRef Delivery = new("delivery", new Uri("http://127.0.0.1:8001"));
+    private static readonly Vote[] AllYes = [new("storage", VoteKind.Yes), new("delivery", VoteKind.Yes)];
+    private Database? _db;
+
+    protected FakeTimeProvider Clock { get; } = new(new DateTimeOffset(2026, 1, 1, 12, 0, 0, TimeSpan.Zero));
+
+    protected SqlDecisionLog Log { get; private set; } = null!;
+
+    private DateTimeOffset Now => Clock.GetUtcNow();
+
+    private DateTimeOffset Deadline => Now + TimeSpan.FromSeconds(2);
+
+    /// <summary>A new, empty database of the store under test.</summary>
+    protected abstract Task<Database> CreateDatabaseAsync();
+
+    public virtual async Task InitializeAsync()
+    {
+        _db = await CreateDatabaseAsync();
+        Log = new SqlDecisionLog(_db, Clock);
+        await Log.InitializeAsync(None);
+    }
+
+    public virtual async Task DisposeAsync()
+    {
+        if (_db is not null)
+        {
+            await _db.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Begin_RecordsPreparing_WithParticipantsPayloadAndDeadline()
+    {
+        var deadline = Deadline;
+
+        var (record, created) = await Log.BeginAsync(Request("tx-1"), deadline, None);
+        var found = await Log.FindAsync("tx-1", None);
+
+        Assert.True(created);
+        Assert.Equal(TransactionState.Preparing, record.State);
+        Assert.NotNull(found);
+        Assert.Equal(TransactionState.Preparing, found.State);
+        Assert.Equal(["storage", "delivery"], found.Participants);
+        Assert.Equal("""{"items":[{"sku":"widget","quantity":1}]}""", found.Payload);
+        Assert.Equal(deadline, found.Deadline);
+        Assert.Equal(Now, found.CreatedAt);
+        Assert.Empty(found.Acknowledged);
+        Assert.Empty(found.Votes);
+        Assert.Null(found.DecidedAt);
+        Assert.False(found.IsCompleted);
+        Assert.Equal(0, found.Attempts);
+    }
+
+    [Fact]
+    public async Task BeginSameIdTwice_SecondCreatesNothing_ReturnsTheFirst()
+    {
+        await Log.BeginAsync(Request("tx-1"), Deadline, None);
+
+        var (record, created) = await Log.BeginAsync(Request("tx-1") with { Payload = "{}" }, Deadline + TimeSpan.FromHours(1), None);
+
+        Assert.False(created);
+        Assert.Equal("tx-1", record.Id);
+        Assert.NotEqual("{}", record.Payload);
+    }
+
+    [Fact]
+    public async Task IdempotencyKeyReusedByAnotherId_ReturnsFirstRecord_WritesNothing()
+    {
+        await Log.BeginAsync(Request("tx-1", key: "client-key", hash: "h1"), Deadline, None);
+
+        var (record, created) = await Log.BeginAsync(Request("tx-2", key: "client-key", hash: "h2"), Deadline, None);
+
+        Assert.False(created);
+        Assert.Equal("tx-1", record.Id);
+        Assert.Equal("h1", record.RequestHash);
+        Assert.Null(await Log.FindAsync("tx-2", None));
+        Assert.Equal("tx-1", (await Log.FindByIdempotencyKeyAsync("client-key", None))!.Id);
+        Assert.Null(await Log.FindByIdempotencyKeyAsync("other-key", None));
+    }
+
+    [Fact]
+    public async Task ConcurrentBeginsWithOneIdempotencyKey_ExactlyOneCreated_AllSeeIt()
+    {
+        var results = await Concurrently.RunAsync(20, i => Log.BeginAsync(Request($"tx-{i:D2}", key: "same-key"), Deadline, None));
+
+        var winner = Assert.Single(results, r => r.Created);
+        Assert.All(results, r => Assert.Equal(winner.Record.Id, r.Record.Id));
+        Assert.Single(await Log.ListAsync(null, 100, None));
+    }
+
+    [Fact]
+    public async Task Decide_RecordsDecisionVotesReasonAndWhen()
+    {
+        await Log.BeginAsync(Request("tx-1"), Deadline, None);
+        Clock.Advance(TimeSpan.FromMilliseconds(300));
+        var next = Now + TimeSpan.FromSeconds(4);
+
+        var record = await Log.DecideAsync("tx-1", Decision.Abort, "delivery voted no: no free courier", [new("storage", VoteKind.Yes), new("delivery", VoteKind.No, "no free courier")], next, None);
+
+        Assert.Equal(TransactionState.Aborted, record.State);
+        Assert.Equal("delivery voted no: no free courier", record.Reason);
+        Assert.Equal(Now, record.DecidedAt);
+        Assert.Equal(next, record.NextAttemptAt);
+        Assert.Equal([new("storage", VoteKind.Yes), new("delivery", VoteKind.No, "no free courier")], record.Votes);
+        Assert.Equal(record, await Log.FindAsync("tx-1", None), new RecordComparer());
+    }
+
+    [Fact]
+    public async Task SecondDecide_ChangesNothing_ReturnsTheStandingDecision()
+    {
+        await Log.BeginAsync(Request("tx-1"), Deadline, None);
+        await Log.DecideAsync("tx-1", Decision.Commit, null, AllYes, Now, None);
+
+        var second = await Log.DecideAsync("tx-1", Decision.Abort, "recovery: prepare deadline passed", [], Now, None);
+
+        Assert.Equal(TransactionState.Committed, second.State);
+        Assert.Null(second.Reason);
+        Assert.Equal(AllYes, second.Votes);
+        Assert.Equal(TransactionState.Committed, (await Log.FindAsync("tx-1", None))!.State);
+    }
+
+    [Fact]
+    public async Task RecoveryAbortedFirst_LateCommitDecide_CannotTurnItIntoCommit()
+    {
+        await Log.BeginAsync(Request("tx-1"), Deadline, None);
+        await Log.DecideAsync("tx-1", Decision.Abort, "prepare deadline passed", [], Now, None);
+
+        var late = await Log.DecideAsync("tx-1", Decision.Commit, null, AllYes, Now, None);
+
+        Assert.Equal(TransactionState.Aborted, late.State);
+        Assert.Equal("prepare deadline passed", late.Reason);
+    }
+
+    [Fact]
+    public async Task CommitAndAbortDecideRacing_ExactlyOneWins_BothSeeTheWinner()
+    {
+        for (var t = 0; t < 10; t++)
+        {
+            var id = $"tx-{t}";
+            await Log.BeginAsync(Request(id), Deadline, None);
+
+            var results = await Concurrently.RunAsync(2, i => i == 0
+                ? Log.DecideAsync(id, Decision.Commit, null, AllYes, Now, None)
+                : Log.DecideAsync(id, Decision.Abort, "recovery", [], Now, None));
+
+            Assert.Equal(results[0].State, results[1].State);
+            Assert.Equal(results[0].State, (await Log.FindAsync(id, None))!.State);
+        }
+    }
+
+    [Fact]
+    public async Task DecideOfUnknownTransaction_Throws()
+    {
+        await Assert.ThrowsAsync<InvalidOperationException>(() => Log.DecideAsync("nope", Decision.Commit, null, AllYes, Now, None));
+    }
+
+    [Fact]
+    public async Task Acknowledge_PartialThenComplete_RecordsWhoAndWhen()
+    {
+        await Log.BeginAsync(Request("tx-1"), Deadline, None);
+        await Log.DecideAsync("tx-1", Decision.Commit, null, AllYes, Now, None);
+
+        await Log.AcknowledgeAsync("tx-1", ["storage"], complete: false, None);
+        var partial = await Log.FindAsync("tx-1", None);
+        Clock.Advance(TimeSpan.FromSeconds(1));
+        await Log.AcknowledgeAsync("tx-1", ["storage", "delivery"], complete: true, None);
+        var complete = await Log.FindAsync("tx-1", None);
+
+        Assert.Equal(["storage"], partial!.Acknowledged);
+        Assert.False(partial.IsCompleted);
+        Assert.Equal(["storage", "delivery"], complete!.Acknowledged);
+        Assert.Equal(Now, complete.CompletedAt);
+        Assert.Empty(await Log.ListUnfinishedAsync(10, None));
+    }
+
+    [Fact]
+    public async Task ScheduleRetry_CountsAttempt_HidesTransactionUntilDue()
+    {
+        await Log.BeginAsync(Request("tx-1"), Deadline, None);
+        await Log.DecideAsync("tx-1", Decision.Commit, null, AllYes, Now, None);
+        Assert.Single(await Log.FindUnfinishedDueAsync(Now, 10, None));
+
+        await Log.ScheduleRetryAsync("tx-1", Now + TimeSpan.FromSeconds(1), None);
+
+        Assert.Empty(await Log.FindUnfinishedDueAsync(Now, 10, None));
+        Assert.Empty(await Log.FindUnfinishedDueAsync(Now + TimeSpan.FromMilliseconds(999), 10, None));
+        var due = Assert.Single(await Log.FindUnfinishedDueAsync(Now + TimeSpan.FromSeconds(1), 10, None));
+        Assert.Equal(1, due.Attempts);
+        Assert.Equal(Now + TimeSpan.FromSeconds(1), due.NextAttemptAt);
+
+        await Log.ScheduleRetryAsync("tx-1", Now + TimeSpan.FromSeconds(3), None);
+        Assert.Equal(2, (await Log.FindAsync("tx-1", None))!.Attempts);
+    }
+
+    [Fact]
+    public async Task ScheduleRetryAfterCompleted_ChangesNothing()
+    {
+        await Log.BeginAsync(Request("tx-1"), Deadline, None);
+        await Log.DecideAsync("tx-1", Decision.Abort, "no", [], Now, None);
+        await Log.AcknowledgeAsync("tx-1", ["storage", "delivery"], complete: true, None);
+
+        await Log.ScheduleRetryAsync("tx-1", Now + TimeSpan.FromSeconds(5), None);
+
+        var record = await Log.FindAsync("tx-1", None);
+        Assert.Equal(0, record!.Attempts);
+        Assert.True(record.IsCompleted);
+        Assert.Empty(await Log.FindUnfinishedDueAsync(Now + TimeSpan.FromHours(1), 10, None));
+    }
+
+    [Fact]
+    public async Task FindAbandoned_ReturnsOnlyPreparingAtOrPastDeadline_OldestFirst()
+    {
+        await Log.BeginAsync(Request("tx-old"), Now + TimeSpan.FromSeconds(1), None);
+        Clock.Advance(TimeSpan.FromMilliseconds(10));
+        await Log.BeginAsync(Request("tx-decided"), Now + TimeSpan.FromSeconds(1), None);
+        await Log.DecideAsync("tx-decided", Decision.Commit, null, AllYes, Now + TimeSpan.FromHours(1), None);
+        Clock.Advance(TimeSpan.FromMilliseconds(10));
+        await Log.BeginAsync(Request("tx-later"), Now + TimeSpan.FromSeconds(1), None);
+        Clock.Advance(TimeSpan.FromMilliseconds(10));
+        await Log.BeginAsync(Request("tx-fresh"), Now + TimeSpan.FromMinutes(1), None);
+
+        Assert.Empty(await Log.FindAbandonedAsync(Now, 10, None));
+        Clock.Advance(TimeSpan.FromSeconds(1));
+
+        Assert.Equal(["tx-old", "tx-later"], (await Log.FindAbandonedAsync(Now, 10, None)).Select(r => r.Id));
+        Assert.Equal(["tx-old"], (await Log.FindAbandonedAsync(Now, 1, None)).Select(r => r.Id));
+    }
+
+    [Fact]
+    public async Task FindUnfinishedDue_ExcludesPreparingCompletedAndNotYetDue_OldestFirst_Limited()
+    {
+        await Log.BeginAsync(Request("tx-preparing"), Deadline, None);
+        foreach (var id in new[] { "tx-a", "tx-b", "tx-c", "tx-done", "tx-later" })
+        {
+            Clock.Advance(TimeSpan.FromMilliseconds(10));
+            await Log.BeginAsync(Request(id), Deadline, None);
+            await Log.DecideAsync(id, Decision.Commit, null, AllYes, Now, None);
+        }
+
+        await Log.AcknowledgeAsync("tx-done", ["storage", "delivery"], complete: true, None);
+        await Log.ScheduleRetryAsync("tx-later", Now + TimeSpan.FromMinutes(1), None);
+
+        Assert.Equal(["tx-a", "tx-b", "tx-c"], (await Log.FindUnfinishedDueAsync(Now, 10, None)).Select(r => r.Id));
+        Assert.Equal(["tx-a", "tx-b"], (await Log.FindUnfinishedDueAsync(Now, 2, None)).Select(r => r.Id));
+    }
+
+    [Fact]
+    public async Task ListUnfinished_HoldsPreparingAndDecided_NotCompleted_OldestFirst()
+    {
+        foreach (var id in new[] { "tx-z", "tx-y", "tx-x" })
+        {
+            await Log.BeginAsync(Request(id), Deadline, None);
+            Clock.Advance(TimeSpan.FromMilliseconds(10));
+        }
+
+        await Log.DecideAsync("tx-y", Decision.Abort, "no", [], Now, None);
+        await Log.DecideAsync("tx-x", Decision.Commit, null, AllYes, Now, None);
+        await Log.AcknowledgeAsync("tx-x", ["storage", "delivery"], complete: true, None);
+
+        Assert.Equal(["tx-z", "tx-y"], (await Log.ListUnfinishedAsync(10, None)).Select(r => r.Id));
+        Assert.Equal(["tx-z"], (await Log.ListUnfinishedAsync(1, None)).Select(r => r.Id));
+    }
+
+    [Fact]
+    public async Task List_PagesInIdOrder()
+    {
+        foreach (var id in new[] { "c", "a", "d", "b" })
+        {
+            await Log.BeginAsync(Request(id), Deadline, None);
+        }
+
+        Assert.Equal(["a", "b"], (await Log.ListAsync(null, 2, None)).Select(r => r.Id));
+        Assert.Equal(["c", "d"], (await Log.ListAsync("b", 10, None)).Select(r => r.Id));
+        Assert.Empty(await Log.ListAsync("d", 10, None));
+    }
+
+    private static TransactionRequest Request(string id, string? key = null, string? hash = null) =>
+        new(id, [Storage, Delivery], """{"items":[{"sku":"widget","quantity":1}]}""", key, hash);
+
+    /// <summary>Records hold lists, which compare by reference; compare them by content.</summary>
+    private sealed class RecordComparer : IEqualityComparer<TransactionRecord?>
+    {
+        private static readonly string[] NoNames = [];
+        private static readonly Vote[] NoVotes = [];
+
+        public bool Equals(TransactionRecord? x, TransactionRecord? y) =>
+            x is not null && y is not null
+            && x with { Participants = NoNames, Acknowledged = NoNames, Votes = NoVotes } == y with { Participants = NoNames, Acknowledged = NoNames, Votes = NoVotes }
+            && x.Participants.SequenceEqual(y.Participants)
+            && x.Acknowledged.SequenceEqual(y.Acknowledged)
+            && x.Votes.SequenceEqual(y.Votes);
+
+        public int GetHashCode(TransactionRecord? obj) => obj?.Id.GetHashCode(StringComparison.Ordinal) ?? 0;
+    }
+}

@@ -1,0 +1,565 @@
+using Dapper;
+using DeliveryService.Couriers;
+using Microsoft.Extensions.Time.Testing;
+using StorageService.Products;
+using TwoPhase.Persistence;
+using TwoPhase.Protocol;
+
+namespace TwoPhase.Tests.Storage;
+
+/// <summary>
+/// The participant side on real SQL, written once and run against every store: <see cref="LedgerParticipant"/>
+/// with the real <see cref="StockReservations"/> (storage) and <see cref="CourierReservations"/> (delivery),
+/// each on its own database as in production.
+/// </summary>
+public abstract class LedgerComplianceTests : IAsyncLifetime
+{
+    private static readonly CancellationToken None = CancellationToken.None;
+    private Database? _storageDb;
+    private Database? _deliveryDb;
+
+    protected FakeTimeProvider Clock { get; } = new(new DateTimeOffset(2026, 1, 1, 12, 0, 0, TimeSpan.Zero));
+
+    protected LedgerParticipant Storage { get; private set; } = null!;
+
+    protected LedgerParticipant Delivery { get; private set; } = null!;
+
+    protected Database StorageDb => _storageDb!;
+
+    protected Database DeliveryDb => _deliveryDb!;
+
+    /// <summary>A new, empty database of the store under test.</summary>
+    protected abstract Task<Database> CreateDatabaseAsync();
+
+    public virtual async Task InitializeAsync()
+    {
+        _storageDb = await CreateDatabaseAsync();
+        _deliveryDb = await CreateDatabaseAsync();
+        Storage = new LedgerParticipant(_storageDb, new StockReservations(), Clock, NoProtocolHooks.Instance);
+        Delivery = new LedgerParticipant(_deliveryDb, new CourierReservations(), Clock, NoProtocolHooks.Instance);
+        await Storage.InitializeAsync(None);
+        await Delivery.InitializeAsync(None);
+    }
+
+    public virtual async Task DisposeAsync()
+    {
+        if (_storageDb is not null)
+        {
+            await _storageDb.DisposeAsync();
+        }
+
+        if (_deliveryDb is not null)
+        {
+            await _deliveryDb.DisposeAsync();
+        }
+    }
+
+    // ---- storage: stock -------------------------------------------------------------------------
+
+    [Fact]
+    public async Task StockPrepare_VotesYes_HoldsUnits_LedgerPrepared()
+    {
+        await SeedProductAsync("widget", 10);
+
+        var (vote, reason) = await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
+
+        Assert.Equal(VoteKind.Yes, vote);
+        Assert.Null(reason);
+        Assert.Equal(new Stock(10, 3, 0, 10), await StockAsync("widget"));
+        var row = await Storage.FindAsync("tx-1", None);
+        Assert.Equal(LedgerState.Prepared, row!.State);
+        Assert.Contains("widget", row.Holding, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task StockPreparedThenCommitted_ReservedUnitsAreSold_LedgerCommitted()
+    {
+        await SeedProductAsync("widget", 10);
+        await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
+
+        var result = await Storage.CommitAsync("tx-1", None);
+
+        Assert.Equal(new DecisionResult(LedgerState.Committed, false, null), result);
+        Assert.Equal(new Stock(7, 0, 3, 10), await StockAsync("widget"));
+        Assert.Equal(LedgerState.Committed, (await Storage.FindAsync("tx-1", None))!.State);
+    }
+
+    [Fact]
+    public async Task StockPreparedThenAborted_UnitsReleased_LedgerAborted()
+    {
+        await SeedProductAsync("widget", 10);
+        await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
+
+        var result = await Storage.AbortAsync("tx-1", None);
+
+        Assert.Equal(new DecisionResult(LedgerState.Aborted, false, null), result);
+        Assert.Equal(new Stock(10, 0, 0, 10), await StockAsync("widget"));
+        Assert.Equal(LedgerState.Aborted, (await Storage.FindAsync("tx-1", None))!.State);
+    }
+
+    [Fact]
+    public async Task InsufficientStock_VotesNo_NamingSku_NothingHeld_LedgerRefused()
+    {
+        await SeedProductAsync("widget", 2);
+
+        var (vote, reason) = await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
+
+        Assert.Equal(VoteKind.No, vote);
+        Assert.Equal("insufficient stock for sku 'widget'", reason);
+        Assert.Equal(new Stock(2, 0, 0, 2), await StockAsync("widget"));
+        var row = await Storage.FindAsync("tx-1", None);
+        Assert.Equal(LedgerState.Refused, row!.State);
+        Assert.Null(row.Holding);
+    }
+
+    [Fact]
+    public async Task UnknownSku_VotesNo_NamingSku()
+    {
+        var (vote, reason) = await Storage.PrepareAsync("tx-1", Order(("nosuch", 1)), None);
+
+        Assert.Equal(VoteKind.No, vote);
+        Assert.Equal("unknown sku 'nosuch'", reason);
+    }
+
+    [Fact]
+    public async Task SecondLineNotReservable_VotesNo_FirstLineRolledBack_NothingReserved()
+    {
+        // Lines are reserved in SKU order: "apple" succeeds before "banana" fails.
+        await SeedProductAsync("apple", 10);
+        await SeedProductAsync("banana", 1);
+
+        var (vote, reason) = await Storage.PrepareAsync("tx-1", Order(("apple", 4), ("banana", 2)), None);
+
+        Assert.Equal(VoteKind.No, vote);
+        Assert.Equal("insufficient stock for sku 'banana'", reason);
+        Assert.Equal(new Stock(10, 0, 0, 10), await StockAsync("apple"));
+        Assert.Equal(new Stock(1, 0, 0, 1), await StockAsync("banana"));
+    }
+
+    [Fact]
+    public async Task MultiLineAllReservable_VotesYes_HoldsEveryLine_CommitSellsEveryLine()
+    {
+        await SeedProductAsync("apple", 10);
+        await SeedProductAsync("banana", 5);
+
+        Assert.Equal(VoteKind.Yes, (await Storage.PrepareAsync("tx-1", Order(("banana", 5), ("apple", 4)), None)).Vote);
+        Assert.Equal(new Stock(10, 4, 0, 10), await StockAsync("apple"));
+        Assert.Equal(new Stock(5, 5, 0, 5), await StockAsync("banana"));
+
+        await Storage.CommitAsync("tx-1", None);
+        Assert.Equal(new Stock(6, 0, 4, 10), await StockAsync("apple"));
+        Assert.Equal(new Stock(0, 0, 5, 5), await StockAsync("banana"));
+    }
+
+    [Fact]
+    public async Task PrepareDeliveredTwice_ReservesOnce_BothVoteYes()
+    {
+        await SeedProductAsync("widget", 10);
+
+        var first = await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
+        var second = await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
+
+        Assert.Equal(VoteKind.Yes, first.Vote);
+        Assert.Equal(VoteKind.Yes, second.Vote);
+        Assert.Equal(new Stock(10, 3, 0, 10), await StockAsync("widget"));
+    }
+
+    [Fact]
+    public async Task RefusedPrepareRepeated_AfterRestock_StillVotesNo_HoldsNothing()
+    {
+        await SeedProductAsync("widget", 1);
+        Assert.Equal(VoteKind.No, (await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None)).Vote);
+        await ExecuteAsync(StorageDb, "UPDATE products SET on_hand = 10, received = 10 WHERE sku = 'widget'");
+
+        var (vote, _) = await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
+
+        // The vote is the row's: a transaction answers PREPARE the same way every time.
+        Assert.Equal(VoteKind.No, vote);
+        Assert.Equal(new Stock(10, 0, 0, 10), await StockAsync("widget"));
+    }
+
+    [Fact]
+    public async Task AbortBeforePrepare_LeavesTombstone_LatePrepareVotesNo()
+    {
+        await SeedProductAsync("widget", 10);
+
+        var abort = await Storage.AbortAsync("tx-1", None);
+        var tombstone = await Storage.FindAsync("tx-1", None);
+        var (vote, _) = await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
+
+        Assert.Equal(new DecisionResult(LedgerState.Aborted, false, null), abort);
+        Assert.Equal(LedgerState.Aborted, tombstone!.State);
+        Assert.Equal(VoteKind.No, vote);
+        Assert.Equal(new Stock(10, 0, 0, 10), await StockAsync("widget"));
+        Assert.Equal(LedgerState.Aborted, (await Storage.FindAsync("tx-1", None))!.State);
+    }
+
+    [Fact]
+    public async Task CommitOfUnknownTransaction_IsConflict_InventsNoRow()
+    {
+        var result = await Storage.CommitAsync("tx-unknown", None);
+
+        Assert.True(result.Conflict);
+        Assert.Null(result.State);
+        Assert.NotNull(result.Detail);
+        Assert.Null(await Storage.FindAsync("tx-unknown", None));
+    }
+
+    [Fact]
+    public async Task CommitOfRefusedTransaction_IsConflict_NothingSold()
+    {
+        await SeedProductAsync("widget", 1);
+        await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
+
+        var result = await Storage.CommitAsync("tx-1", None);
+
+        Assert.True(result.Conflict);
+        Assert.Equal(LedgerState.Refused, result.State);
+        Assert.Equal(new Stock(1, 0, 0, 1), await StockAsync("widget"));
+        Assert.Equal(LedgerState.Refused, (await Storage.FindAsync("tx-1", None))!.State);
+    }
+
+    [Fact]
+    public async Task CommitOfAbortedTransaction_IsConflict_NothingSold()
+    {
+        await SeedProductAsync("widget", 10);
+        await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
+        await Storage.AbortAsync("tx-1", None);
+
+        var result = await Storage.CommitAsync("tx-1", None);
+
+        Assert.True(result.Conflict);
+        Assert.Equal(LedgerState.Aborted, result.State);
+        Assert.Equal(new Stock(10, 0, 0, 10), await StockAsync("widget"));
+    }
+
+    [Fact]
+    public async Task CommitOfTombstone_IsConflict()
+    {
+        await Storage.AbortAsync("tx-1", None);
+
+        var result = await Storage.CommitAsync("tx-1", None);
+
+        Assert.True(result.Conflict);
+        Assert.Equal(LedgerState.Aborted, result.State);
+    }
+
+    [Fact]
+    public async Task AbortOfCommittedTransaction_IsConflict_SaleStands()
+    {
+        await SeedProductAsync("widget", 10);
+        await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
+        await Storage.CommitAsync("tx-1", None);
+
+        var result = await Storage.AbortAsync("tx-1", None);
+
+        Assert.True(result.Conflict);
+        Assert.Equal(LedgerState.Committed, result.State);
+        Assert.Equal(new Stock(7, 0, 3, 10), await StockAsync("widget"));
+        Assert.Equal(LedgerState.Committed, (await Storage.FindAsync("tx-1", None))!.State);
+    }
+
+    [Fact]
+    public async Task CommitRepeated_IsNoOp_SoldOnce()
+    {
+        await SeedProductAsync("widget", 10);
+        await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
+        await Storage.CommitAsync("tx-1", None);
+
+        var again = await Storage.CommitAsync("tx-1", None);
+
+        Assert.Equal(new DecisionResult(LedgerState.Committed, false, null), again);
+        Assert.Equal(new Stock(7, 0, 3, 10), await StockAsync("widget"));
+    }
+
+    [Fact]
+    public async Task AbortRepeated_IsNoOp_ReleasedOnce()
+    {
+        await SeedProductAsync("widget", 10);
+        await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
+        await Storage.PrepareAsync("tx-2", Order(("widget", 2)), None);
+        await Storage.AbortAsync("tx-1", None);
+
+        var again = await Storage.AbortAsync("tx-1", None);
+
+        Assert.Equal(new DecisionResult(LedgerState.Aborted, false, null), again);
+        // tx-2 still holds its 2: a repeated abort must not release someone else's units.
+        Assert.Equal(new Stock(10, 2, 0, 10), await StockAsync("widget"));
+    }
+
+    [Fact]
+    public async Task AbortOfRefusedTransaction_AnswersRefused_NoConflict()
+    {
+        await SeedProductAsync("widget", 1);
+        await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
+
+        var result = await Storage.AbortAsync("tx-1", None);
+
+        Assert.False(result.Conflict);
+        Assert.Equal(LedgerState.Refused, result.State);
+        Assert.Equal(new Stock(1, 0, 0, 1), await StockAsync("widget"));
+    }
+
+    [Fact]
+    public async Task ConcurrentPreparesOnScarceSku_NeverOversell_ExactlyStockManyYes()
+    {
+        await SeedProductAsync("scarce", 5);
+
+        var votes = await Concurrently.RunAsync(40, i => Storage.PrepareAsync($"tx-{i:D3}", Order(("scarce", 1)), None));
+
+        Assert.Equal(5, votes.Count(v => v.Vote == VoteKind.Yes));
+        Assert.All(votes.Where(v => v.Vote != VoteKind.Yes), v => Assert.Equal("insufficient stock for sku 'scarce'", v.Reason));
+        var stock = await StockAsync("scarce");
+        Assert.Equal(new Stock(5, 5, 0, 5), stock);
+        Assert.True(stock.Reserved <= stock.OnHand);
+        Assert.Equal(5, await ScalarAsync(StorageDb, "SELECT COUNT(*) FROM tp_ledger WHERE state = 'prepared'"));
+        Assert.Equal(35, await ScalarAsync(StorageDb, "SELECT COUNT(*) FROM tp_ledger WHERE state = 'refused'"));
+    }
+
+    [Fact]
+    public async Task ConcurrentMultiLinePreparesInAnyLineOrder_NeverOversell_NoDeadlockFailure()
+    {
+        await SeedProductAsync("apple", 6);
+        await SeedProductAsync("banana", 6);
+
+        // Half ask apple-then-banana, half banana-then-apple: row locks must still be taken in one order.
+        var votes = await Concurrently.RunAsync(30, i => Storage.PrepareAsync(
+            $"tx-{i:D3}",
+            i % 2 == 0 ? Order(("apple", 1), ("banana", 1)) : Order(("banana", 1), ("apple", 1)),
+            None));
+
+        Assert.Equal(6, votes.Count(v => v.Vote == VoteKind.Yes));
+        Assert.Equal(new Stock(6, 6, 0, 6), await StockAsync("apple"));
+        Assert.Equal(new Stock(6, 6, 0, 6), await StockAsync("banana"));
+    }
+
+    [Fact]
+    public async Task ConcurrentDuplicatePreparesOfOneId_ReserveOnce_AllVoteYes()
+    {
+        await SeedProductAsync("widget", 100);
+
+        var votes = await Concurrently.RunAsync(20, _ => Storage.PrepareAsync("tx-dup", Order(("widget", 1)), None));
+
+        Assert.All(votes, v => Assert.Equal(VoteKind.Yes, v.Vote));
+        Assert.Equal(new Stock(100, 1, 0, 100), await StockAsync("widget"));
+    }
+
+    [Fact]
+    public async Task ConcurrentCommitsAndAbortsOfPreparedOrders_Conserve_OnHandPlusSoldEqualsReceived()
+    {
+        await SeedProductAsync("widget", 50);
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.Equal(VoteKind.Yes, (await Storage.PrepareAsync($"tx-{i:D3}", Order(("widget", 2)), None)).Vote);
+        }
+
+        // Every transaction gets its decision twice (a retry racing the first send).
+        await Concurrently.RunAsync(40, i => i % 20 % 2 == 0 ? Storage.CommitAsync($"tx-{i % 20:D3}", None) : Storage.AbortAsync($"tx-{i % 20:D3}", None));
+
+        var stock = await StockAsync("widget");
+        Assert.Equal(new Stock(30, 0, 20, 50), stock);
+        Assert.Equal(stock.Received, stock.OnHand + stock.Sold);
+    }
+
+    // ---- delivery: couriers ---------------------------------------------------------------------
+
+    [Fact]
+    public async Task CourierPrepare_ClaimsOneFreeCourier_CommitStartsOneActiveDelivery()
+    {
+        await SeedCouriersAsync(2);
+
+        var (vote, _) = await Delivery.PrepareAsync("tx-1", """{"orderId":"order-1"}""", None);
+        var reserved = await CouriersAsync();
+        var commit = await Delivery.CommitAsync("tx-1", None);
+
+        Assert.Equal(VoteKind.Yes, vote);
+        Assert.Single(reserved, c => c is { Status: "reserved", TxId: "tx-1" });
+        Assert.Equal(new DecisionResult(LedgerState.Committed, false, null), commit);
+        var busy = Assert.Single(await CouriersAsync(), c => c.TxId == "tx-1");
+        Assert.Equal("busy", busy.Status);
+        Assert.Equal(1, await ScalarAsync(DeliveryDb, $"SELECT COUNT(*) FROM deliveries WHERE tx_id = 'tx-1' AND courier_id = '{busy.Id}' AND status = 'active' AND order_id = 'order-1'"));
+        Assert.Single(await CouriersAsync(), c => c.Status == "free");
+    }
+
+    [Fact]
+    public async Task CourierPreparedThenAborted_CourierFreeAgain_NoDelivery()
+    {
+        await SeedCouriersAsync(1);
+        await Delivery.PrepareAsync("tx-1", """{"orderId":"order-1"}""", None);
+
+        var result = await Delivery.AbortAsync("tx-1", None);
+
+        Assert.Equal(new DecisionResult(LedgerState.Aborted, false, null), result);
+        Assert.All(await CouriersAsync(), c => Assert.Equal(("free", null), (c.Status, c.TxId)));
+        Assert.Equal(0, await ScalarAsync(DeliveryDb, "SELECT COUNT(*) FROM deliveries"));
+    }
+
+    [Fact]
+    public async Task NoFreeCourier_VotesNo_NoFreeCourierReason()
+    {
+        await SeedCouriersAsync(1);
+        await Delivery.PrepareAsync("tx-1", "{}", None);
+
+        var (vote, reason) = await Delivery.PrepareAsync("tx-2", "{}", None);
+
+        Assert.Equal(VoteKind.No, vote);
+        Assert.Equal("no free courier", reason);
+        Assert.Equal(LedgerState.Refused, (await Delivery.FindAsync("tx-2", None))!.State);
+    }
+
+    [Fact]
+    public async Task CourierAbortBeforePrepare_LeavesTombstone_LatePrepareVotesNo_CourierStaysFree()
+    {
+        await SeedCouriersAsync(1);
+
+        await Delivery.AbortAsync("tx-1", None);
+        var (vote, _) = await Delivery.PrepareAsync("tx-1", "{}", None);
+
+        Assert.Equal(VoteKind.No, vote);
+        Assert.All(await CouriersAsync(), c => Assert.Equal("free", c.Status));
+    }
+
+    [Fact]
+    public async Task CourierCommitRepeated_IsNoOp_OneDelivery()
+    {
+        await SeedCouriersAsync(1);
+        await Delivery.PrepareAsync("tx-1", "{}", None);
+        await Delivery.CommitAsync("tx-1", None);
+
+        var again = await Delivery.CommitAsync("tx-1", None);
+
+        Assert.False(again.Conflict);
+        Assert.Equal(1, await ScalarAsync(DeliveryDb, "SELECT COUNT(*) FROM deliveries"));
+    }
+
+    [Fact]
+    public async Task HundredConcurrentPreparesForTenCouriers_ExactlyTenYes_NoCourierHeldTwice()
+    {
+        await SeedCouriersAsync(10);
+
+        var votes = await Concurrently.RunAsync(100, i => Delivery.PrepareAsync($"tx-{i:D3}", $$"""{"orderId":"order-{{i}}"}""", None));
+
+        Assert.Equal(10, votes.Count(v => v.Vote == VoteKind.Yes));
+        Assert.All(votes.Where(v => v.Vote != VoteKind.Yes), v => Assert.Equal("no free courier", v.Reason));
+        var couriers = await CouriersAsync();
+        Assert.All(couriers, c => Assert.Equal("reserved", c.Status));
+        Assert.Equal(10, couriers.Select(c => c.TxId).Distinct().Count());
+        var prepared = await ScalarAsync(DeliveryDb, "SELECT COUNT(*) FROM tp_ledger WHERE state = 'prepared'");
+        Assert.Equal(10, prepared);
+
+        // Every yes commits: ten active deliveries, one per courier.
+        foreach (var i in Enumerable.Range(0, 100).Where(i => votes[i].Vote == VoteKind.Yes))
+        {
+            Assert.False((await Delivery.CommitAsync($"tx-{i:D3}", None)).Conflict);
+        }
+
+        Assert.Equal(10, await ScalarAsync(DeliveryDb, "SELECT COUNT(DISTINCT courier_id) FROM deliveries WHERE status = 'active'"));
+    }
+
+    [Fact]
+    public async Task ConcurrentDuplicatePreparesOfOneId_HoldOneCourier()
+    {
+        await SeedCouriersAsync(5);
+
+        var votes = await Concurrently.RunAsync(20, _ => Delivery.PrepareAsync("tx-dup", "{}", None));
+
+        Assert.All(votes, v => Assert.Equal(VoteKind.Yes, v.Vote));
+        Assert.Single(await CouriersAsync(), c => c.Status != "free");
+    }
+
+    // ---- in doubt -------------------------------------------------------------------------------
+
+    [Fact]
+    public async Task PreparedRowOlderThanInDoubtTimeout_IsFoundInDoubt_ScheduledCheckDefersIt()
+    {
+        await SeedProductAsync("widget", 10);
+        await Storage.PrepareAsync("tx-old", Order(("widget", 1)), None);
+        Clock.Advance(TimeSpan.FromSeconds(10));
+        await Storage.PrepareAsync("tx-new", Order(("widget", 1)), None);
+        await Storage.AbortAsync("tx-gone", None);
+        var now = Clock.GetUtcNow();
+
+        var inDoubt = await Storage.FindInDoubtAsync(now - TimeSpan.FromSeconds(5), now, 10, None);
+        Assert.Equal(["tx-old"], inDoubt.Select(e => e.TransactionId));
+
+        await Storage.ScheduleCheckAsync("tx-old", now + TimeSpan.FromSeconds(1), None);
+        Assert.Empty(await Storage.FindInDoubtAsync(now - TimeSpan.FromSeconds(5), now, 10, None));
+        var row = await Storage.FindAsync("tx-old", None);
+        Assert.Equal(1, row!.Checks);
+        Assert.Single(await Storage.FindInDoubtAsync(now - TimeSpan.FromSeconds(5), now + TimeSpan.FromSeconds(1), 10, None));
+
+        // Once decided, the row is no longer in doubt.
+        await Storage.CommitAsync("tx-old", None);
+        Assert.Empty(await Storage.FindInDoubtAsync(now, now + TimeSpan.FromMinutes(1), 10, None));
+        Assert.Equal(["tx-new"], (await Storage.ListPreparedAsync(10, None)).Select(e => e.TransactionId));
+    }
+
+    [Fact]
+    public async Task LedgerList_PagesInIdOrder()
+    {
+        foreach (var id in new[] { "c", "a", "b", "d" })
+        {
+            await Storage.AbortAsync(id, None);
+        }
+
+        Assert.Equal(["a", "b"], (await Storage.ListAsync(null, 2, None)).Select(e => e.TransactionId));
+        Assert.Equal(["c", "d"], (await Storage.ListAsync("b", 2, None)).Select(e => e.TransactionId));
+    }
+
+    // ---- helpers --------------------------------------------------------------------------------
+
+    protected static string Order(params (string Sku, int Quantity)[] lines) =>
+        System.Text.Json.JsonSerializer.Serialize(new { orderId = "order-1", items = lines.Select(l => new { sku = l.Sku, quantity = l.Quantity }) });
+
+    protected Task SeedProductAsync(string sku, long stock) =>
+        ExecuteAsync(StorageDb, $"INSERT INTO products (sku, name, on_hand, reserved, sold, received) VALUES ('{sku}', '{sku}', {stock}, 0, 0, {stock})");
+
+    protected async Task SeedCouriersAsync(int count)
+    {
+        for (var i = 1; i <= count; i++)
+        {
+            await ExecuteAsync(DeliveryDb, $"INSERT INTO couriers (id, name, status) VALUES ('courier-{i:D2}', 'Courier {i}', 'free')");
+        }
+    }
+
+    protected static Task ExecuteAsync(Database db, string sql) =>
+        db.WriteAsync(tx => tx.Connection.ExecuteAsync(new CommandDefinition(sql, transaction: tx.Transaction)), None);
+
+    protected static Task<long> ScalarAsync(Database db, string sql) =>
+        db.ReadAsync(c => c.ExecuteScalarAsync<long>(new CommandDefinition(sql)), None);
+
+    protected Task<Stock> StockAsync(string sku) =>
+        StorageDb.ReadAsync(
+            async c =>
+            {
+                var row = await c.QuerySingleAsync<StockRow>(new CommandDefinition(
+                    "SELECT on_hand AS OnHand, reserved AS Reserved, sold AS Sold, received AS Received FROM products WHERE sku = @Sku", new { Sku = sku }));
+                return new Stock(row.OnHand, row.Reserved, row.Sold, row.Received);
+            },
+            None);
+
+    protected async Task<IReadOnlyList<CourierRow>> CouriersAsync() =>
+        (await DeliveryDb.ReadAsync(c => c.QueryAsync<CourierRow>(new CommandDefinition("SELECT id AS Id, status AS Status, tx_id AS TxId FROM couriers ORDER BY id")), None)).ToList();
+
+    protected sealed record Stock(long OnHand, long Reserved, long Sold, long Received);
+
+    protected sealed class StockRow
+    {
+        public long OnHand { get; set; }
+
+        public long Reserved { get; set; }
+
+        public long Sold { get; set; }
+
+        public long Received { get; set; }
+    }
+
+    protected sealed class CourierRow
+    {
+        public string Id { get; set; } = "";
+
+        public string Status { get; set; } = "";
+
+        public string? TxId { get; set; }
+    }
+}
