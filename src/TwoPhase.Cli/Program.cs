@@ -12,6 +12,8 @@ internal static class Program
             DemoCommand.Create(),
             SimulateCommand.Create(),
             AuditCommand.Create(),
+            BenchCommand.Create(),
+            ChaosCommand.Create(),
         };
 
         // Ctrl+C cancels the command's token; the commands then stop the services they started

@@ -140,7 +140,7 @@ public static class Cases
             var body = g.Item4 is null ? null : mangle switch { 0 => junk, 1 => Oversized(g.Item4, 10), _ => g.Item4 };
             var contentType = mangle == 2 ? "text/plain" : Json;
             // An oversized body is refused before anyone asks who sent it.
-            return new FuzzCase("unauthenticated", g.Item2, g.Item1, g.Item3, body, body is null ? null : contentType, auth, null, mangle == 1 ? [413] : [401]);
+            return new FuzzCase("unauthenticated", g.Item2, g.Item1, g.Item3, body, body is null ? null : contentType, auth, null, mangle == 1 && body is not null ? [413] : [401]);
         }));
 
         // The order body (public: credentials change nothing).

@@ -60,7 +60,7 @@ public sealed class LoadGenerator(HttpClient http, LoadOptions options)
             new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.Concurrency), CancellationToken = cancellationToken },
             async (i, ct) =>
             {
-                var answer = await PlaceAsync(planned[i], $"{options.RunTag}-key-{i:D7}", ct);
+                var answer = await PlaceAsync(planned[i], IdempotencyKey(i), ct);
                 answers[i] = answer;
                 histogram.RecordValue(Math.Clamp((long)(answer.LatencyMs * 1000), 1, MaxLatencyMicros));
                 onAnswer?.Invoke(answer);
@@ -69,7 +69,14 @@ public sealed class LoadGenerator(HttpClient http, LoadOptions options)
         return new LoadResult(answers, clock.Elapsed, histogram);
     }
 
+    /// <summary>Places one order and classifies the answer as <see cref="RunAsync"/> does; for callers that shape their own load (bench).</summary>
+    public Task<ClientAnswer> PlaceOneAsync(PlaceOrderRequest order, string idempotencyKey, CancellationToken cancellationToken) =>
+        PlaceAsync(order, idempotencyKey, cancellationToken);
+
     private string ClientOrderId(int i) => $"{options.RunTag}-{i:D7}";
+
+    /// <summary>The Idempotency-Key of the <paramref name="index"/>-th planned order; a retry must send the same one.</summary>
+    public string IdempotencyKey(int index) => $"{options.RunTag}-key-{index:D7}";
 
     private async Task<ClientAnswer> PlaceAsync(PlaceOrderRequest order, string idempotencyKey, CancellationToken ct)
     {

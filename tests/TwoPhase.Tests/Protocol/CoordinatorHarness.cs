@@ -13,7 +13,7 @@ public sealed class CoordinatorHarness
     /// <summary>Bounds every wait of a test on an event, so a broken coordinator fails instead of hanging.</summary>
     public static readonly TimeSpan EventTimeout = TimeSpan.FromSeconds(10);
 
-    public CoordinatorHarness(CoordinatorSettings? settings = null, TimeProvider? time = null)
+    public CoordinatorHarness(CoordinatorSettings? settings = null, TimeProvider? time = null, TwoPhaseMetrics? metrics = null)
     {
         Clock = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 12, 0, 0, TimeSpan.Zero));
         Time = time ?? Clock;
@@ -28,7 +28,8 @@ public sealed class CoordinatorHarness
             new Dictionary<string, ParticipantRef> { [Storage.Name] = Storage, [Delivery.Name] = Delivery },
             Settings,
             Time,
-            Hooks);
+            Hooks,
+            metrics);
     }
 
     public FakeTimeProvider Clock { get; }

@@ -490,7 +490,7 @@ public abstract class LedgerComplianceTests : IAsyncLifetime
 
         // Once decided, the row is no longer in doubt.
         await Storage.CommitAsync("tx-old", None);
-        Assert.Empty(await Storage.FindInDoubtAsync(now, now + TimeSpan.FromMinutes(1), 10, None));
+        Assert.Empty(await Storage.FindInDoubtAsync(now - TimeSpan.FromSeconds(5), now + TimeSpan.FromMinutes(1), 10, None));
         Assert.Equal(["tx-new"], (await Storage.ListPreparedAsync(10, None)).Select(e => e.TransactionId));
     }
 

@@ -51,8 +51,8 @@ public sealed class PostgresServerFixture : IAsyncLifetime
         {
             throw new InvalidOperationException(
                 $"The PostgreSQL storage tests need a server: set {Variable} to an Npgsql connection string of a user that may create databases, "
-                + $"e.g. `eval export {Variable}=\"$(scripts/pg-start.sh 5433 | tail -n 1)\"` (which starts a throwaway PostgreSQL 15 on 127.0.0.1:5433), "
-                + $"or {Variable}='Host=127.0.0.1;Port=5433;Username=postgres'. .ci/run does this for you.");
+                + $"e.g. `export {Variable}=\"$(scripts/pg-start.sh 5433)\"` "
+                + $"(starts a throwaway PostgreSQL 15 on 127.0.0.1:5433 and prints Host=127.0.0.1;Port=5433;Username=postgres). .ci/run does this for you.");
         }
 
         _database = $"tp_test_{Guid.NewGuid():N}";

@@ -83,7 +83,8 @@ function drawTimeline(t) {
     const s = steps[name];
     if (!s) return;
     const at = Date.parse(s.at), upd = Date.parse(s.updatedAt);
-    const vote = (tx.votes[name] || {}).vote || "none";
+    // Before the decision the coordinator has no votes recorded yet; the participant's ledger row says how it voted.
+    const vote = (tx.votes[name] || {}).vote || (s.state === "refused" ? "no" : "yes");
     svg.append(el("svg:line", { x1: x(at), x2: x(Math.max(at, upd)), y1: yy, y2: yy, stroke: "var(--accent)", "stroke-width": 3 }));
     svg.append(el("svg:circle", { cx: x(at), cy: yy, r: 4, fill: vote === "yes" ? "var(--ok)" : "var(--bad)" }));
     svg.lastChild.append(el("svg:title", {}, `voted ${vote} at +${at - t0} ms`));

@@ -103,11 +103,8 @@ public sealed class InMemoryDecisionLog(TimeProvider time, Journal journal) : ID
         }
     }
 
-    public Task<IReadOnlyList<TransactionRecord>> FindAbandonedAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken)
-    {
-        journal.Add($"dbg:{now:O}:{string.Join(',', _records.Values.Select(r => $"{r.State}/{r.Deadline:O}"))}");
-        return Select(r => r.State == TransactionState.Preparing && r.Deadline <= now, limit);
-    }
+    public Task<IReadOnlyList<TransactionRecord>> FindAbandonedAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken) =>
+        Select(r => r.State == TransactionState.Preparing && r.Deadline <= now, limit);
 
     public Task<IReadOnlyList<TransactionRecord>> FindUnfinishedDueAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken) =>
         Select(r => r.CompletedAt is null && r.State != TransactionState.Preparing && (r.NextAttemptAt is null || r.NextAttemptAt <= now), limit);

@@ -1,0 +1,90 @@
+using TwoPhase.Cli.Audit;
+using TwoPhase.Cli.Hosting;
+
+namespace TwoPhase.Cli.Chaos;
+
+/// <summary>The checks chaos adds to the audit's invariants: the faults really happened, the system healed in time, nobody broke the protocol.</summary>
+public static class ChaosChecks
+{
+    private const int MaxListed = 10;
+
+    /// <summary>Every requested kill happened, and each service was killed at least a quarter of the requested times.</summary>
+    public static InvariantResult Kills(int requested, IReadOnlyList<KillRecord> kills, bool timedOut)
+    {
+        var problems = new List<string>();
+        if (kills.Count < requested)
+        {
+            problems.Add($"{kills.Count} of {requested} kills happened{(timedOut ? " (the chaos time bound ran out)" : "")}");
+        }
+
+        foreach (var kind in ServiceKinds.All)
+        {
+            var count = kills.Count(k => k.Service == kind);
+            if (count * 4 < requested)
+            {
+                problems.Add($"{kind.ShortName()} was killed {count} times, fewer than a quarter of {requested}");
+            }
+        }
+
+        return new InvariantResult("faults injected",
+            $"{requested} kills (SIGKILL, then restart), each service at least a quarter of them", problems.Count, problems);
+    }
+
+    /// <summary>Converged (nothing unfinished, nothing prepared) within <paramref name="bound"/> of the last restart.</summary>
+    public static InvariantResult Convergence(ConvergenceResult result, TimeSpan bound)
+    {
+        var problems = new List<string>();
+        if (result.After is not { } after)
+        {
+            var last = result.Last;
+            problems.Add($"not converged: {last.Unfinished} unfinished transaction(s), {last.StoragePrepared} prepared at storage, {last.DeliveryPrepared} prepared at delivery{(last.Error is null ? "" : $" ({last.Error})")}");
+        }
+        else if (after > bound)
+        {
+            problems.Add($"converged {after.TotalSeconds:0.00} s after the last restart, later than the bound of {bound.TotalSeconds:0} s");
+        }
+
+        return new InvariantResult("liveness",
+            $"within {bound.TotalSeconds:0} s of the last restart every transaction is completed and no participant row is prepared", problems.Count, problems);
+    }
+
+    /// <summary>No service logged a protocol violation (a COMMIT for a transaction not prepared, an ABORT after a commit).</summary>
+    public static InvariantResult ProtocolViolationsLogged(IEnumerable<ServiceHost> hosts)
+    {
+        var count = 0;
+        var listed = new List<string>();
+        foreach (var host in hosts)
+        {
+            foreach (var line in ReadLines(host.LogPath))
+            {
+                if (line.Contains("protocol violation", StringComparison.OrdinalIgnoreCase))
+                {
+                    count++;
+                    if (listed.Count < MaxListed)
+                    {
+                        listed.Add($"{host.Kind.ShortName()}: {(line.Length > 300 ? line[..300] + "..." : line)}");
+                    }
+                }
+            }
+        }
+
+        return new InvariantResult("no protocol violation logged",
+            "no service logged a refused COMMIT or ABORT (a message that contradicts its ledger)", count, listed);
+    }
+
+    private static IEnumerable<string> ReadLines(string path)
+    {
+        if (!File.Exists(path))
+        {
+            yield break;
+        }
+
+        // The service may still hold the file open for writing.
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        using var reader = new StreamReader(stream);
+        while (reader.ReadLine() is { } line)
+        {
+            yield return line;
+        }
+    }
+}
