@@ -60,6 +60,38 @@ public sealed class ConcurrencyTests(ITestOutputHelper output)
         Assert.Equal(10, after.Deliveries.Count);
     }
 
+    [Theory]
+    [InlineData(Store.Sqlite)]
+    [InlineData(Store.Postgres)]
+    public async Task MultiLineOrdersRacingForTwoProducts_EachOrderAllOrNothing(Store store)
+    {
+        await using var system = await TestSystem.StartAsync(store, output, Patient);
+        await system.SeedAsync(new Dictionary<string, long> { ["plenty"] = 100, ["scarce"] = 8 }, couriers: 30);
+
+        // Every order wants both; only 8 can have the scarce one, and the others must not keep their "plenty" unit.
+        using var gate = new SemaphoreSlim(30);
+        var results = await Task.WhenAll(Enumerable.Range(0, 30).Select(async i =>
+        {
+            await gate.WaitAsync();
+            try
+            {
+                OrderLine[] lines = i % 2 == 0 ? [new("plenty", 2), new("scarce", 1)] : [new("scarce", 1), new("plenty", 2)];
+                var placed = await system.Api.PlaceOrderAsync(lines);
+                return placed.Order ?? throw new InvalidOperationException($"An order was answered {placed.Status}: {placed.Body}");
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }));
+
+        Assert.Equal(8, results.Count(r => r.Status == "committed"));
+        var after = await Invariants.AssertConvergedAsync(system, TimeSpan.FromSeconds(60));
+        var products = after.Products.ToDictionary(p => p.Sku);
+        Assert.Equal((84L, 16L), (products["plenty"].OnHand, products["plenty"].Sold));
+        Assert.Equal((0L, 8L), (products["scarce"].OnHand, products["scarce"].Sold));
+    }
+
     private static async Task<List<OrderView>> PlaceConcurrentlyAsync(TestSystem system, int orders, int concurrency, string sku)
     {
         using var gate = new SemaphoreSlim(concurrency);

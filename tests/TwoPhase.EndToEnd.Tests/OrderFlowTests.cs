@@ -65,6 +65,24 @@ public sealed class OrderFlowTests(ITestOutputHelper output)
     [Theory]
     [InlineData(Store.Sqlite)]
     [InlineData(Store.Postgres)]
+    public async Task StorageRefusesOneLineOfTwo_OrderAborts_TheOtherLineIsNotHeld(Store store)
+    {
+        await using var system = await TestSystem.StartAsync(store, output);
+        await system.SeedAsync(new Dictionary<string, long> { ["alpha"] = 10, ["beta"] = 10, ["gamma"] = 2 }, couriers: 2);
+
+        // Lines are reserved in SKU order: alpha and beta are taken before gamma is found short.
+        var placed = await system.Api.PlaceOrderAsync([new OrderLine("gamma", 5), new OrderLine("alpha", 3), new OrderLine("beta", 1)]);
+
+        var order = Expect.Order(placed, "aborted");
+        Assert.Contains("insufficient stock for sku 'gamma'", order.Reason);
+        var after = await Invariants.AssertConvergedAsync(system);
+        Assert.All(after.Products, p => Assert.Equal((0L, 0L), (p.Reserved, p.Sold)));
+        Assert.Equal([10L, 10L, 2L], after.Products.OrderBy(p => p.Sku, StringComparer.Ordinal).Select(p => p.OnHand));
+    }
+
+    [Theory]
+    [InlineData(Store.Sqlite)]
+    [InlineData(Store.Postgres)]
     public async Task DeliveryVotesNoWithoutCouriers_OrderAbortsNamingDelivery_NothingHeld(Store store)
     {
         await using var system = await TestSystem.StartAsync(store, output);

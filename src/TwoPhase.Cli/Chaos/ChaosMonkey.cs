@@ -28,6 +28,13 @@ public sealed record ChaosTimings
     /// <summary>All kills must have happened by then; the rest are skipped (and the run fails).</summary>
     public TimeSpan MaxChaos { get; init; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>
+    /// New orders that may start while a service is down (besides those already in flight). Bounded so
+    /// that a slow restart does not turn the whole load into aborts: most orders should meet a healed
+    /// system, the point being what the kills do to the orders they hit, not how many they hit.
+    /// </summary>
+    public int OrdersWhileDown { get; init; } = 16;
+
     /// <summary>A restart that fails (say, the port is briefly taken) is tried this many times in all.</summary>
     public int RestartAttempts { get; init; } = 3;
 }
@@ -35,7 +42,8 @@ public sealed record ChaosTimings
 /// <summary>
 /// Walks the kill plan against a running system: waits until the load reaches each planned order,
 /// sends SIGKILL to the planned service, waits a random bounded pause, restarts it and waits until it
-/// is ready. One service is down at a time. The load gate is opened past each kill as it happens.
+/// is ready. One service is down at a time. While it is down a bounded number of new orders may start;
+/// once it is ready again the load runs on to the next planned kill.
 /// </summary>
 public sealed class ChaosMonkey(SystemUnderTest system, IReadOnlyList<PlannedKill> plan, LoadGate gate, ChaosTimings timings, Random random, Stopwatch clock)
 {
@@ -69,11 +77,13 @@ public sealed class ChaosMonkey(SystemUnderTest system, IReadOnlyList<PlannedKil
                 var killedAt = clock.Elapsed;
                 var after = gate.Started;
                 await system.KillAsync(kill.Service);
-                gate.OpenThrough(k + 1 < plan.Count ? plan[k + 1].AfterOrder : int.MaxValue);
+                var next = k + 1 < plan.Count ? plan[k + 1].AfterOrder : int.MaxValue;
+                gate.OpenThrough(Math.Min(next, after - 1 + timings.OrdersWhileDown));
 
                 var down = timings.MinDown + ((timings.MaxDown - timings.MinDown) * random.NextDouble());
                 await Task.Delay(down, cancellationToken);
                 await RestartAsync(kill.Service, cancellationToken);
+                gate.OpenThrough(next);
                 Kills.Add(new KillRecord(k + 1, kill.Service, after, killedAt, down, clock.Elapsed));
             }
         }

@@ -208,7 +208,7 @@ internal static class ChaosCommand
                 },
                 http);
             var sut = system;
-            var timings = new ChaosTimings { MaxDown = settings.MaxDown, MaxChaos = settings.MaxChaos };
+            var timings = new ChaosTimings { MaxDown = settings.MaxDown, MaxChaos = settings.MaxChaos, OrdersWhileDown = Math.Max(1, settings.Concurrency / 2) };
             var retry = new ClientRetryPolicy();
             var plan = KillPlan.Create(settings.Orders, settings.Kills, new Random(settings.RandomSeed));
             var seedPlan = SeedPlan.ForOrders(settings.Orders);
@@ -295,13 +295,14 @@ internal static class ChaosCommand
         }
     }
 
-    /// <summary>The load and the monkey side by side, with a progress bar; returns the load and when its last answer came.</summary>
+    /// <summary>The load and the monkey side by side, with a progress bar; returns the load and when its last answer came (on <paramref name="clock"/>).</summary>
     private static async Task<(ChaosLoadResult Load, TimeSpan Ended)> RunUnderChaosAsync(
         IAnsiConsole console, ChaosSettings settings, LoadGenerator generator, ClientRetryPolicy retry, LoadGate gate,
         ChaosMonkey monkey, CourierDispatcher dispatcher, Stopwatch clock, CancellationToken ct)
     {
         console.MarkupLine($"Placing [bold]{settings.Orders:N0}[/] orders at concurrency [bold]{settings.Concurrency}[/] with [bold]{settings.Kills}[/] kills...");
         int committed = 0, aborted = 0, lost = 0;
+        var lastAnswerAt = TimeSpan.Zero;
         return await console.Progress()
             .AutoClear(false)
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
@@ -337,6 +338,7 @@ internal static class ChaosCommand
                         task.Description = $"orders [green]{Volatile.Read(ref committed)}[/] committed, [yellow]{Volatile.Read(ref aborted)}[/] aborted, " +
                                            $"{Volatile.Read(ref lost)} other; kills {monkey.Kills.Count}/{settings.Kills}";
                         task.Increment(1);
+                        lastAnswerAt = clock.Elapsed;
                     }
                 }, stopLoad.Token);
 
@@ -362,7 +364,10 @@ internal static class ChaosCommand
                 }
 
                 var load = await loadTask;
-                return (load, clock.Elapsed);
+                lock (progress)
+                {
+                    return (load, lastAnswerAt);
+                }
             });
     }
 
@@ -401,7 +406,8 @@ internal static class ChaosCommand
         yield return ("ports", $"order {ports.Order}, delivery {ports.Delivery}, storage {ports.Storage}");
         yield return ("orders", $"{s.Orders:N0} at concurrency {s.Concurrency}, seed {s.RandomSeed}");
         yield return ("stock and couriers", $"{SeedPlan.PlentifulProducts.Count} products x {seed.PlentifulStock:N0}, {SeedPlan.ScarceSku} x {seed.ScarceStock:N0}, {seed.Couriers:N0} couriers (freed by completing deliveries)");
-        yield return ("kills", $"{s.Kills} SIGKILLs at random orders between 5% and 90% of the load, one service down at a time");
+        yield return ("kills", $"{s.Kills} SIGKILLs at random orders between 5% and 90% of the load, one service down at a time; " +
+                               $"while it is down at most {timings.OrdersWhileDown} new orders start besides those in flight");
         yield return ("restart", $"after a random {timings.MinDown.TotalMilliseconds:0}-{timings.MaxDown.TotalMilliseconds:0} ms pause; kill phase bounded by {timings.MaxChaos.TotalSeconds:0} s");
         yield return ("client retries", $"lost answers retried with the same Idempotency-Key: at most {retry.MaxAttempts} tries within {retry.Budget.TotalSeconds:0} s, {retry.RequestTimeout.TotalSeconds:0} s per try");
         foreach (var (kind, env) in RecoverySettings)
