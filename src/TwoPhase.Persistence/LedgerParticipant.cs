@@ -127,6 +127,14 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
                     return new DecisionResult(LedgerState.Aborted, false, null);
                 }
 
+                // The insert found a row our first UPDATE could not see: a PREPARE that committed while we
+                // waited on it (PostgreSQL, read committed). Now it is visible; release it like any prepared row.
+                if (await TransitionAsync(tx, transactionId, LedgerState.Aborted, CancellationToken.None) is { } late)
+                {
+                    await resources.ReleaseAsync(tx, transactionId, late.Holding, CancellationToken.None);
+                    return new DecisionResult(LedgerState.Aborted, false, null);
+                }
+
                 var row = await LedgerSql.FindAsync(tx, transactionId, forUpdate: false, CancellationToken.None);
                 return ParticipantRules.OnAbort(row?.State) == ParticipantAction.AnswerFromLedger
                     ? new DecisionResult(row!.State, false, null)

@@ -94,8 +94,11 @@ public sealed class TwoPhaseCoordinator(
     private async Task<IReadOnlyList<Vote>> PrepareAllAsync(TransactionRequest request, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
         using var phase = new PhaseScope(metrics, time, "prepare", request.Id);
-        using var deadlineCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadlineCts.CancelAfter(deadline - time.GetUtcNow());
+        // On the injected clock, so tests can pass the deadline; a begin slower than the whole deadline
+        // leaves no time at all (zero, not negative) and the prepares abort at once.
+        var remaining = deadline - time.GetUtcNow();
+        using var deadlineTimer = new CancellationTokenSource(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero, time);
+        using var deadlineCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadlineTimer.Token);
         var sends = request.Participants
             .Select(p => PrepareOneAsync(p, request, deadlineCts.Token))
             .ToArray();
@@ -174,8 +177,8 @@ public sealed class TwoPhaseCoordinator(
             return new Ack(name, AckKind.Failed, $"participant '{name}' is not configured");
         }
 
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(settings.DecisionTimeout);
+        using var timer = new CancellationTokenSource(settings.DecisionTimeout, time);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timer.Token);
         try
         {
             return await transport.SendDecisionAsync(participant, transactionId, decision, payload, timeout.Token);
@@ -198,7 +201,9 @@ public sealed class TwoPhaseCoordinator(
         {
             // Conditional write: if the live coordinator decided first, its decision stands.
             var abandonedReason = $"prepare deadline of {settings.PrepareDeadline.TotalMilliseconds:0} ms passed before a decision";
-            metrics?.RecordDecision(await log.DecideAsync(abandoned.Id, Decision.Abort, abandonedReason, abandoned.Votes, now, cancellationToken), Decision.Abort, abandonedReason, byRecovery: true);
+            // Write first, then count: a null-conditional call would skip the write along with its arguments.
+            var standing = await log.DecideAsync(abandoned.Id, Decision.Abort, abandonedReason, abandoned.Votes, now, cancellationToken);
+            metrics?.RecordDecision(standing, Decision.Abort, abandonedReason, byRecovery: true);
             touched++;
         }
 

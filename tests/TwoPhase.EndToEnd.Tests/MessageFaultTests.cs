@@ -157,9 +157,15 @@ public sealed class MessageFaultTests(ITestOutputHelper output)
         var took = clock.Elapsed;
 
         var name = participant.ToString().ToLowerInvariant();
-        Assert.Equal("none", order.Votes[name].Vote);
-        Assert.Contains(name, order.Reason);
         Assert.Contains("deadline", order.Reason);
+        // Usually the live coordinator decides and names who missed the deadline. If the recovery scan, which
+        // aborts whatever is preparing past its deadline, gets there first, the answer carries recovery's
+        // reason and no votes (see the report: a race at the deadline, harmless to the outcome).
+        if (order.Votes.TryGetValue(name, out var vote))
+        {
+            Assert.Equal("none", vote.Vote);
+            Assert.Contains(name, order.Reason);
+        }
         Assert.True(took >= TimeSpan.FromMilliseconds(900), $"aborted after {took.TotalMilliseconds:0} ms, before the 1000 ms deadline");
 
         // Stay partitioned a while longer: the abort is re-sent into the void a few times.
