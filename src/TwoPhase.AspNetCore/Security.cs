@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Logging;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Http.Timeouts;
 using Microsoft.Extensions.DependencyInjection;
@@ -139,7 +140,7 @@ public static class StrictJson
 /// The last line of defence: an exception no endpoint handled becomes a problem detail without details
 /// (nothing about the internals leaks), and a bad request the server itself noticed keeps its 4xx.
 /// </summary>
-internal sealed class ProblemExceptionHandler(IProblemDetailsService problems) : IExceptionHandler
+internal sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILogger<ProblemExceptionHandler> logger) : IExceptionHandler
 {
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
     {
@@ -149,6 +150,12 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems) :
             OperationCanceledException when httpContext.RequestAborted.IsCancellationRequested => (StatusCodes.Status499ClientClosedRequest, "Request cancelled."),
             _ => (StatusCodes.Status500InternalServerError, "An unexpected error occurred."),
         };
+        if (status >= StatusCodes.Status500InternalServerError)
+        {
+            // A handled exception is not logged by the framework; without this line a 500 would leave no trace.
+            Log.UnhandledException(logger, httpContext.Request.Method, httpContext.Request.Path, exception);
+        }
+
         httpContext.Response.StatusCode = status;
         return await problems.TryWriteAsync(new ProblemDetailsContext
         {

@@ -34,6 +34,24 @@ public sealed record CrashScenario(Service Dies, ProtocolPoint Point, OrderKind 
     }
 }
 
+/// <summary>A scenario's name as a theory argument: shown whole in the test's display name (a string argument would be cut at 50 characters).</summary>
+public sealed class CrashCase : IXunitSerializable
+{
+    public CrashCase()
+    {
+    }
+
+    public CrashCase(string name) => Name = name;
+
+    public string Name { get; private set; } = "";
+
+    public void Serialize(IXunitSerializationInfo info) => info.AddValue(nameof(Name), Name);
+
+    public void Deserialize(IXunitSerializationInfo info) => Name = info.GetValue<string>(nameof(Name));
+
+    public override string ToString() => Name;
+}
+
 /// <summary>
 /// The issue: "for every crash point, an order in flight when the process dies there, the process restarted, then
 /// every transaction converges and every invariant holds". The service is started with <c>TWOPHASE_CRASH_AT</c>,
@@ -83,14 +101,31 @@ public sealed class CrashPointTests(ITestOutputHelper output)
 
     private static bool IsCoordinatorPoint(ProtocolPoint point) => point.ToString().StartsWith("Coordinator", StringComparison.Ordinal);
 
-    public static TheoryData<Store, string> Matrix()
+    /// <summary>
+    /// Every scenario on SQLite; on PostgreSQL a representative subset (each phase of the protocol, each service,
+    /// both decisions), which keeps the project within its time budget on a two-core CI machine. The store only
+    /// changes how writes are made durable, which the subset exercises at every kind of point.
+    /// </summary>
+    public static readonly IReadOnlySet<string> PostgresSubset = new HashSet<string>
     {
-        var data = new TheoryData<Store, string>();
+        "CoordinatorDiesAfterPreparesSent_AbortsEverywhereAfterRestart",
+        "CoordinatorDiesAfterDecisionWritten_CommitsEverywhereAfterRestart",
+        "CoordinatorDiesBetweenPhaseTwoSends_CommitsEverywhereAfterRestart",
+        "CoordinatorDiesAfterDecisionWrittenOnAbortPath_AbortsEverywhereAfterRestart",
+        "StorageDiesAfterPrepareWritten_AbortsEverywhereAfterRestart",
+        "StorageDiesBeforeCommitWritten_CommitsEverywhereAfterRestart",
+        "DeliveryDiesAfterCommitWritten_CommitsEverywhereAfterRestart",
+        "DeliveryDiesBeforeAbortWritten_AbortsEverywhereAfterRestart",
+    };
+
+    public static TheoryData<Store, CrashCase> Matrix()
+    {
+        var data = new TheoryData<Store, CrashCase>();
         foreach (var store in Enum.GetValues<Store>())
         {
-            foreach (var scenario in Scenarios)
+            foreach (var scenario in Scenarios.Where(s => store == Store.Sqlite || PostgresSubset.Contains(s.Name)))
             {
-                data.Add(store, scenario.Name);
+                data.Add(store, new CrashCase(scenario.Name));
             }
         }
 
@@ -110,13 +145,14 @@ public sealed class CrashPointTests(ITestOutputHelper output)
         }
 
         Assert.Equal(Scenarios.Count, Scenarios.Select(s => s.Name).Distinct().Count());
+        Assert.Subset(Scenarios.Select(s => s.Name).ToHashSet(), PostgresSubset.ToHashSet());
     }
 
     [Theory]
     [MemberData(nameof(Matrix))]
-    public async Task ProcessDiesAtCrashPoint_RestartedWithoutIt_OrderConvergesAndInvariantsHold(Store store, string scenario)
+    public async Task ProcessDiesAtCrashPoint_RestartedWithoutIt_OrderConvergesAndInvariantsHold(Store store, CrashCase scenario)
     {
-        var s = Scenarios.Single(x => x.Name == scenario);
+        var s = Scenarios.Single(x => x.Name == scenario.Name);
         await using var system = await TestSystem.StartAsync(store, output, new SystemOptions { CrashAt = (s.Dies, s.Point.ToString()) });
         await system.SeedAsync(new Dictionary<string, long> { ["widget"] = 5 }, couriers: s.Order == OrderKind.DeliveryRefuses ? 0 : 2);
         var quantity = s.Order == OrderKind.StorageRefuses ? 6 : 1;

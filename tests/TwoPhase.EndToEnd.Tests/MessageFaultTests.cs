@@ -17,7 +17,11 @@ public sealed class MessageFaultTests(ITestOutputHelper output)
             {
                 foreach (var verb in new[] { "prepare", "commit", "abort" })
                 {
-                    data.Add(store, participant, verb);
+                    // Every case on SQLite; on PostgreSQL each verb once (time budget), at alternating participants.
+                    if (store == Store.Sqlite || (participant == Service.Storage) == (verb != "abort"))
+                    {
+                        data.Add(store, participant, verb);
+                    }
                 }
             }
         }
