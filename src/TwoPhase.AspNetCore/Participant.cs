@@ -233,7 +233,8 @@ public static class Paging
 
     public static ProblemHttpResult? Check(string? after, int? limit) =>
         limit is < 1 or > MaxLimit ? Problems.Invalid("limit", $"must be between 1 and {MaxLimit}")
-        : after is not null && !Problems.IsValidId(after) ? Problems.Invalid("after", "must be an id")
+        // An empty cursor (`?after=`) means from the start, as a missing one does.
+        : !string.IsNullOrEmpty(after) && !Problems.IsValidId(after) ? Problems.Invalid("after", "must be an id")
         : null;
 }
 

@@ -97,7 +97,7 @@ public sealed class DeliveryPrepareRules : IPrepareRules
             : null;
 
     public string FromLegacy(string transactionId, JsonElement orderId) =>
-        JsonSerializer.Serialize(new { orderId = orderId.ValueKind == JsonValueKind.Undefined ? null : orderId.GetRawText() }, JsonSerializerOptions.Web);
+        JsonSerializer.Serialize(new { orderId = orderId.ValueKind == JsonValueKind.Undefined ? (JsonElement?)null : orderId }, JsonSerializerOptions.Web);
 
     public static string? OrderId(string payload)
     {

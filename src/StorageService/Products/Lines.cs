@@ -50,7 +50,7 @@ public sealed class OrderLinesRules(IOptions<StorageOptions> options) : IPrepare
     }
 
     public string FromLegacy(string transactionId, JsonElement orderId) =>
-        JsonSerializer.Serialize(new { orderId = orderId.ValueKind == JsonValueKind.Undefined ? null : orderId.GetRawText(), items = new[] { new OrderLine(options.Value.DefaultSku, 1) } }, JsonSerializerOptions.Web);
+        JsonSerializer.Serialize(new { orderId = orderId.ValueKind == JsonValueKind.Undefined ? (JsonElement?)null : orderId, items = new[] { new OrderLine(options.Value.DefaultSku, 1) } }, JsonSerializerOptions.Web);
 
     /// <summary>The lines of a validated body, in SKU order so that concurrent reservations lock rows in one order.</summary>
     public static IReadOnlyList<OrderLine> Parse(string payload)
