@@ -40,6 +40,7 @@ public static class CoordinatorExtensions
                     RetryMaxDelay = TimeSpan.FromMilliseconds(o.RetryMaxDelayMs),
                     DuplicateWait = TimeSpan.FromMilliseconds(o.PrepareDeadlineMs + o.DecisionTimeoutMs + 1000),
                     RecoveryBatchSize = o.RecoveryBatchSize,
+                    AbandonGrace = TimeSpan.FromMilliseconds(o.AbandonGraceMs),
                 },
                 sp.GetRequiredService<TimeProvider>(),
                 sp.GetRequiredService<IProtocolHooks>(),

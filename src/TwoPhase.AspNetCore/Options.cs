@@ -61,6 +61,10 @@ public sealed class CoordinatorOptions
     [Range(50, 600_000)]
     public int RecoveryIntervalMs { get; set; } = 1000;
 
+    /// <summary>How long past its prepare deadline a transaction is left to the coordinator running it before recovery aborts it.</summary>
+    [Range(0, 600_000)]
+    public int AbandonGraceMs { get; set; } = 1000;
+
     [Range(1, 10_000)]
     public int RecoveryBatchSize { get; set; } = 256;
 

@@ -21,6 +21,13 @@ public sealed class CoordinatorSettings
     /// <summary>Transactions handled per recovery scan.</summary>
     public int RecoveryBatchSize { get; set; } = 256;
 
+    /// <summary>
+    /// How long past its deadline a preparing transaction is left to the coordinator running it before
+    /// recovery aborts it. Without it, recovery races the live coordinator at the deadline and the client's
+    /// answer loses the votes that say which participant missed it (the outcome, an abort, is the same).
+    /// </summary>
+    public TimeSpan AbandonGrace { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Phase-2 rounds run at once by one recovery scan.</summary>
     public int RecoveryParallelism { get; set; } = 16;
 }
@@ -197,7 +204,7 @@ public sealed class TwoPhaseCoordinator(
     {
         var now = time.GetUtcNow();
         var touched = 0;
-        foreach (var abandoned in await log.FindAbandonedAsync(now, settings.RecoveryBatchSize, cancellationToken))
+        foreach (var abandoned in await log.FindAbandonedAsync(now - settings.AbandonGrace, settings.RecoveryBatchSize, cancellationToken))
         {
             // Conditional write: if the live coordinator decided first, its decision stands.
             var abandonedReason = $"prepare deadline of {settings.PrepareDeadline.TotalMilliseconds:0} ms passed before a decision";

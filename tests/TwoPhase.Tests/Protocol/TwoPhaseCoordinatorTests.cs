@@ -277,6 +277,21 @@ public sealed class TwoPhaseCoordinatorTests
     }
 
     [Fact]
+    public async Task PreparingJustPastDeadline_RecoveryLeavesItToTheLiveCoordinatorDuringTheGrace()
+    {
+        var h = new CoordinatorHarness();
+        await h.Log.BeginAsync(Request("tx-1"), h.Clock.GetUtcNow() + h.Settings.PrepareDeadline, CancellationToken.None);
+
+        h.Clock.Advance(h.Settings.PrepareDeadline + (h.Settings.AbandonGrace / 2));
+        Assert.Equal(0, await h.Coordinator.RecoverOnceAsync(CancellationToken.None));
+        Assert.Equal(TransactionState.Preparing, (await h.Log.FindAsync("tx-1", CancellationToken.None))!.State);
+
+        h.Clock.Advance(h.Settings.AbandonGrace);
+        await h.Coordinator.RecoverOnceAsync(CancellationToken.None);
+        Assert.Equal(TransactionState.Aborted, (await h.Log.FindAsync("tx-1", CancellationToken.None))!.State);
+    }
+
+    [Fact]
     public async Task CoordinatorStoppedAfterPreparing_RecoveryAbortsPastDeadline_AndSendsAbortToAll()
     {
         var h = new CoordinatorHarness();
@@ -284,7 +299,7 @@ public sealed class TwoPhaseCoordinatorTests
         await h.Log.BeginAsync(Request("tx-1"), h.Clock.GetUtcNow() + h.Settings.PrepareDeadline, CancellationToken.None);
 
         Assert.Equal(0, await h.Coordinator.RecoverOnceAsync(CancellationToken.None));
-        h.Clock.Advance(h.Settings.PrepareDeadline);
+        h.Clock.Advance(h.Settings.PrepareDeadline + h.Settings.AbandonGrace);
         await h.Coordinator.RecoverOnceAsync(CancellationToken.None);
 
         var record = await h.Log.FindAsync("tx-1", CancellationToken.None);
@@ -303,7 +318,7 @@ public sealed class TwoPhaseCoordinatorTests
         var h = new CoordinatorHarness(metrics: metrics);
         await h.Log.BeginAsync(Request("tx-1"), h.Clock.GetUtcNow() + h.Settings.PrepareDeadline, CancellationToken.None);
 
-        h.Clock.Advance(h.Settings.PrepareDeadline);
+        h.Clock.Advance(h.Settings.PrepareDeadline + h.Settings.AbandonGrace);
         await h.Coordinator.RecoverOnceAsync(CancellationToken.None);
 
         var record = await h.Log.FindAsync("tx-1", CancellationToken.None);
@@ -328,7 +343,7 @@ public sealed class TwoPhaseCoordinatorTests
 
         var live = h.ExecuteAsync("tx-1");
         await inFlight.Task.WaitAsync(EventTimeout);
-        h.Clock.Advance(TimeSpan.FromMinutes(1));
+        h.Clock.Advance(TimeSpan.FromMinutes(1) + h.Settings.AbandonGrace);
         await h.Coordinator.RecoverOnceAsync(CancellationToken.None);
         Assert.Equal(TransactionState.Aborted, (await h.Log.FindAsync("tx-1", CancellationToken.None))!.State);
 
@@ -348,7 +363,7 @@ public sealed class TwoPhaseCoordinatorTests
         await h.Log.BeginAsync(Request("tx-1"), h.Clock.GetUtcNow() + h.Settings.PrepareDeadline, CancellationToken.None);
         Assert.Equal(DecisionQueryAnswer.Pending, CoordinatorRules.Answer(await h.Log.FindAsync("tx-1", CancellationToken.None), h.Clock.GetUtcNow()));
 
-        h.Clock.Advance(h.Settings.PrepareDeadline);
+        h.Clock.Advance(h.Settings.PrepareDeadline + h.Settings.AbandonGrace);
         await h.Coordinator.RecoverOnceAsync(CancellationToken.None);
 
         Assert.Equal(DecisionQueryAnswer.Aborted, CoordinatorRules.Answer(await h.Log.FindAsync("tx-1", CancellationToken.None), h.Clock.GetUtcNow()));
