@@ -148,6 +148,9 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems, I
         {
             BadHttpRequestException bad => (bad.StatusCode, "Bad request."),
             OperationCanceledException when httpContext.RequestAborted.IsCancellationRequested => (StatusCodes.Status499ClientClosedRequest, "Request cancelled."),
+            // The database is down or restarting (seen with PostgreSQL restarted -m immediate under load):
+            // a transient condition the caller should retry, not a bug.
+            System.Data.Common.DbException or TimeoutException => (StatusCodes.Status503ServiceUnavailable, "The database is unavailable; retry shortly."),
             _ => (StatusCodes.Status500InternalServerError, "An unexpected error occurred."),
         };
         if (status >= StatusCodes.Status500InternalServerError)
@@ -157,6 +160,11 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems, I
         }
 
         httpContext.Response.StatusCode = status;
+        if (status == StatusCodes.Status503ServiceUnavailable)
+        {
+            httpContext.Response.Headers.RetryAfter = "1";
+        }
+
         return await problems.TryWriteAsync(new ProblemDetailsContext
         {
             HttpContext = httpContext,
