@@ -67,13 +67,11 @@ public static class LedgerSql
 
     public const string Columns = "tx_id, state, reason, holding, created_ms, updated_ms, checks, next_check_ms";
 
-    /// <summary>Lock the row for the rest of the transaction; SQLite already holds the database write lock.</summary>
-    public static string ForUpdate(Dialect dialect) => dialect == Dialect.Postgres ? " FOR UPDATE" : string.Empty;
-
-    public static async Task<LedgerEntry?> FindAsync(LocalTransaction tx, string id, bool forUpdate, CancellationToken cancellationToken)
+    /// <summary>The row as this local transaction sees it. No lock: decisions lock the row with their conditional UPDATE.</summary>
+    public static async Task<LedgerEntry?> FindAsync(LocalTransaction tx, string id, CancellationToken cancellationToken)
     {
         var row = await tx.Connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(
-            $"SELECT {Columns} FROM tp_ledger WHERE tx_id = @Id{(forUpdate ? ForUpdate(tx.Dialect) : string.Empty)}",
+            $"SELECT {Columns} FROM tp_ledger WHERE tx_id = @Id",
             new { Id = id },
             tx.Transaction,
             cancellationToken: cancellationToken));

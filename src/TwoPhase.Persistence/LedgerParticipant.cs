@@ -69,7 +69,7 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
             await resources.ReleaseAsync(tx, transactionId, reservation.Holding, cancellationToken);
         }
 
-        var row = await LedgerSql.FindAsync(tx, transactionId, forUpdate: false, cancellationToken);
+        var row = await LedgerSql.FindAsync(tx, transactionId, cancellationToken);
         return (ParticipantRules.VoteOf(row!.State), row.Reason);
     }
 
@@ -88,7 +88,7 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
                     return new DecisionResult(LedgerState.Committed, false, null);
                 }
 
-                var row = await LedgerSql.FindAsync(tx, transactionId, forUpdate: false, CancellationToken.None);
+                var row = await LedgerSql.FindAsync(tx, transactionId, CancellationToken.None);
                 return ParticipantRules.OnCommit(row?.State) == ParticipantAction.AnswerFromLedger
                     ? new DecisionResult(row!.State, false, null)
                     : new DecisionResult(row?.State, true, row is null
@@ -135,7 +135,7 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
                     return new DecisionResult(LedgerState.Aborted, false, null);
                 }
 
-                var row = await LedgerSql.FindAsync(tx, transactionId, forUpdate: false, CancellationToken.None);
+                var row = await LedgerSql.FindAsync(tx, transactionId, CancellationToken.None);
                 return ParticipantRules.OnAbort(row?.State) == ParticipantAction.AnswerFromLedger
                     ? new DecisionResult(row!.State, false, null)
                     : new DecisionResult(row?.State, true, "abort for a transaction already committed here");
