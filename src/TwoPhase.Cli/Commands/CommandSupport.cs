@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Security.Cryptography;
 using Spectre.Console;
 using TwoPhase.Cli.Audit;
+using TwoPhase.Cli.Hosting;
 using TwoPhase.Cli.Load;
 using TwoPhase.Cli.Rendering;
 
@@ -75,6 +76,38 @@ internal static class CommandSupport
             return null;
         },
     };
+
+    /// <summary>Where a run that starts the services works: the repository, a run id and a fresh run folder.</summary>
+    public sealed record RunPlace(string RepoRoot, string RunId, string RunFolder);
+
+    /// <summary>
+    /// Finds the repository (or says how to point at it) and makes the run folder
+    /// (<paramref name="runDir"/>, else a fresh <c>twophase-{kind}-{runId}</c> under the temp folder).
+    /// Null when the repository cannot be found; the reason is printed.
+    /// </summary>
+    public static RunPlace? PrepareRun(IAnsiConsole console, string kind, string? repo, string? runDir, bool sqliteFilesThere)
+    {
+        var repoRoot = repo is not null ? Path.GetFullPath(repo) : RepoLocator.FindRepoRoot();
+        if (repoRoot is null || !Directory.Exists(Path.Combine(repoRoot, "src")))
+        {
+            console.MarkupLine($"[red]Cannot find the repository (no {RepoLocator.SolutionFile} above {Markup.Escape(Directory.GetCurrentDirectory())}); pass --repo.[/]");
+            return null;
+        }
+
+        var runId = NewRunId();
+        var runFolder = Path.GetFullPath(runDir ?? Path.Combine(Path.GetTempPath(), $"twophase-{kind}-{runId}"));
+        Directory.CreateDirectory(runFolder);
+        console.MarkupLine($"Run folder (service logs{(sqliteFilesThere ? ", SQLite files" : "")}): [bold]{Markup.Escape(runFolder)}[/]");
+        return new RunPlace(repoRoot, runId, runFolder);
+    }
+
+    /// <summary>Builds the three services in <paramref name="configuration"/>, logging to the run folder.</summary>
+    public static Task BuildServicesAsync(IAnsiConsole console, RunPlace place, string configuration, CancellationToken ct)
+    {
+        var buildLog = Path.Combine(place.RunFolder, "build.log");
+        return console.Status().StartAsync($"Building the services ({configuration}); log: {Markup.Escape(buildLog)}",
+            _ => ServiceBuilder.BuildAsync(place.RepoRoot, configuration, buildLog, DotnetHost.Path, ct));
+    }
 
     /// <summary>A run id usable in file names and PostgreSQL identifiers: UTC time plus random hex.</summary>
     public static string NewRunId() =>

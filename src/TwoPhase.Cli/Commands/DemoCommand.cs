@@ -60,18 +60,13 @@ internal static class DemoCommand
     private static async Task<int> RunAsync(DemoSettings settings, CancellationToken ct)
     {
         var console = AnsiConsole.Console;
-        var repoRoot = settings.Repo is not null ? Path.GetFullPath(settings.Repo) : RepoLocator.FindRepoRoot();
-        if (repoRoot is null || !Directory.Exists(Path.Combine(repoRoot, "src")))
+        if (CommandSupport.PrepareRun(console, "demo", settings.Repo, settings.RunDir, sqliteFilesThere: settings.Postgres is null) is not { } place)
         {
-            console.MarkupLine($"[red]Cannot find the repository (no {RepoLocator.SolutionFile} above {Markup.Escape(Directory.GetCurrentDirectory())}); pass --repo.[/]");
             return ExitCodes.SetupFailed;
         }
 
-        var runId = CommandSupport.NewRunId();
-        var runFolder = Path.GetFullPath(settings.RunDir ?? Path.Combine(Path.GetTempPath(), $"twophase-demo-{runId}"));
-        Directory.CreateDirectory(runFolder);
+        var (repoRoot, runId, runFolder) = place;
         var configuration = RepoLocator.BuildConfiguration;
-        console.MarkupLine($"Run folder (service logs{(settings.Postgres is null ? ", SQLite files" : "")}): [bold]{Markup.Escape(runFolder)}[/]");
 
         using var http = HttpClients.Create(settings.Concurrency + 16);
         PostgresDatabases? databases = null;
@@ -84,9 +79,7 @@ internal static class DemoCommand
         {
             if (!settings.NoBuild)
             {
-                var buildLog = Path.Combine(runFolder, "build.log");
-                await console.Status().StartAsync($"Building the services ({configuration}); log: {Markup.Escape(buildLog)}",
-                    _ => ServiceBuilder.BuildAsync(repoRoot, configuration, buildLog, DotnetHost.Path, ct));
+                await CommandSupport.BuildServicesAsync(console, place, configuration, ct);
             }
 
             // Ports are chosen after the build, right before the start: a build takes long
