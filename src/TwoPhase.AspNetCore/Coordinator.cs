@@ -18,12 +18,20 @@ public static class CoordinatorExtensions
         services.AddOptions<CoordinatorOptions>().BindConfiguration(CoordinatorOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.TryAddSingleton<SqlDecisionLog>();
         services.TryAddSingleton<IDecisionLog>(sp => sp.GetRequiredService<SqlDecisionLog>());
-        services.TryAddSingleton<IParticipantTransport>(sp => new LoggingTransport(
-            new InstrumentedTransport(
-                new HttpParticipantTransport(sp.GetRequiredService<IHttpClientFactory>().CreateClient(HttpParticipantTransport.ClientName), sp.GetRequiredService<IOptions<TwoPhaseOptions>>()),
-                sp.GetService<TwoPhaseMetrics>(),
-                sp.GetRequiredService<TimeProvider>()),
-            sp.GetRequiredService<ILogger<LoggingTransport>>()));
+        services.TryAddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<CoordinatorOptions>>().Value;
+            var http = sp.GetRequiredService<IHttpClientFactory>().CreateClient(HttpParticipantTransport.ClientName);
+            var shared = sp.GetRequiredService<IOptions<TwoPhaseOptions>>();
+            IParticipantTransport single = new HttpParticipantTransport(http, shared);
+            var wire = o.BatchMessages
+                ? new BatchingParticipantTransport(http, single, shared, o.MaxBatchMessages, o.MaxBatchesInFlight, TimeSpan.FromMilliseconds(Math.Max(o.PrepareDeadlineMs, o.DecisionTimeoutMs)))
+                : single;
+            return new TransportChain(new LoggingTransport(
+                new InstrumentedTransport(wire, sp.GetService<TwoPhaseMetrics>(), sp.GetRequiredService<TimeProvider>()),
+                sp.GetRequiredService<ILogger<LoggingTransport>>()), wire as IAsyncDisposable);
+        });
+        services.TryAddSingleton<IParticipantTransport>(sp => sp.GetRequiredService<TransportChain>().Outer);
         services.TryAddSingleton(sp => ParticipantDirectory(sp.GetRequiredService<IOptions<CoordinatorOptions>>().Value));
         services.TryAddSingleton(sp =>
         {
@@ -68,6 +76,14 @@ public static class CoordinatorExtensions
 
         public Task RunAsync(CancellationToken cancellationToken) => log.InitializeAsync(cancellationToken);
     }
+}
+
+/// <summary>The coordinator's transport as configured, and what must be stopped with the host (the batching loops).</summary>
+internal sealed class TransportChain(IParticipantTransport outer, IAsyncDisposable? owned) : IAsyncDisposable
+{
+    public IParticipantTransport Outer => outer;
+
+    public ValueTask DisposeAsync() => owned?.DisposeAsync() ?? ValueTask.CompletedTask;
 }
 
 /// <summary>Recovery at start-up and every interval (DESIGN §2): abandoned prepares abort, decisions are re-driven.</summary>

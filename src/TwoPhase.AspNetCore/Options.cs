@@ -68,6 +68,20 @@ public sealed class CoordinatorOptions
     [Range(1, 10_000)]
     public int RecoveryBatchSize { get; set; } = 256;
 
+    /// <summary>
+    /// Send the messages waiting for one participant at the same moment together, in one
+    /// <c>POST /v1/transactions/batch</c> (docs/api.md). Nothing waits to fill a batch. Off: one request per message.
+    /// </summary>
+    public bool BatchMessages { get; set; } = true;
+
+    /// <summary>Messages per batch at most.</summary>
+    [Range(1, BatchLimits.MaxMessages)]
+    public int MaxBatchMessages { get; set; } = 64;
+
+    /// <summary>Batch requests in flight to one participant at once; while all are busy, messages gather.</summary>
+    [Range(1, 256)]
+    public int MaxBatchesInFlight { get; set; } = 4;
+
     /// <summary>Transactions in flight at once; more get 503 with Retry-After.</summary>
     [Range(1, 100_000)]
     public int MaxInFlight { get; set; } = 512;

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -50,6 +51,7 @@ public static class ParticipantExtensions
     public static IEndpointRouteBuilder MapTwoPhaseParticipant(this IEndpointRouteBuilder endpoints)
     {
         var group = endpoints.MapGroup("/v1/transactions").RequireTwoPhaseSecret().WithTags("2PC participant");
+        group.MapPost("/batch", BatchAsync);
         group.MapPost("/{id}/prepare", PrepareAsync);
         group.MapPost("/{id}/commit", (string id, LedgerParticipant p, ILoggerFactory l, CancellationToken ct) => DecideAsync(id, Decision.Commit, p, l, ct));
         group.MapPost("/{id}/abort", (string id, LedgerParticipant p, ILoggerFactory l, CancellationToken ct) => DecideAsync(id, Decision.Abort, p, l, ct));
@@ -107,6 +109,97 @@ public static class ParticipantExtensions
         }
 
         return TypedResults.Ok(new DecisionAnswer(id, result.State!.Value.ToWire()));
+    }
+
+    /// <summary>
+    /// Many protocol messages in one request (docs/api.md). The whole batch is checked first: one bad message
+    /// refuses the batch with 400 and nothing is applied. Then every message runs at once, as if it had come
+    /// alone, so they share the participant's group commit; each gets the answer its own endpoint would give.
+    /// </summary>
+    private static async Task<Results<Ok<BatchAnswer>, ProblemHttpResult>> BatchAsync(
+        HttpRequest request, LedgerParticipant participant, IPrepareRules rules, IOptions<TwoPhaseOptions> options, ILoggerFactory loggers, CancellationToken ct)
+    {
+        var (batch, problem) = await Problems.ReadJsonAsync<BatchRequest>(request, options.Value.MaxBodyBytes, StrictJson.Options);
+        if (problem is not null)
+        {
+            return problem;
+        }
+
+        if (batch!.Messages is not { Count: > 0 and <= BatchLimits.MaxMessages } messages)
+        {
+            return Problems.Invalid("messages", $"must hold 1-{BatchLimits.MaxMessages} messages");
+        }
+
+        var parents = new ActivityContext[messages.Count];
+        for (var i = 0; i < messages.Count; i++)
+        {
+            if (CheckBatchMessage(messages[i], $"messages[{i}]", rules, out parents[i]) is { } bad)
+            {
+                return bad;
+            }
+        }
+
+        var logger = loggers.CreateLogger("TwoPhase.Participant");
+        var results = await Task.WhenAll(messages.Select((m, i) => HandleBatchMessageAsync(m, parents[i], participant, logger, ct)));
+        return TypedResults.Ok(new BatchAnswer(results));
+    }
+
+    private static ProblemHttpResult? CheckBatchMessage(BatchMessage? message, string field, IPrepareRules rules, out ActivityContext parent)
+    {
+        parent = default;
+        if (message is null)
+        {
+            return Problems.Invalid(field, "must be a message object");
+        }
+
+        if (Problems.CheckId($"{field}.transactionId", message.TransactionId) is { } badId)
+        {
+            return badId;
+        }
+
+        if (message.Traceparent is not null && !ActivityContext.TryParse(message.Traceparent, null, out parent))
+        {
+            return Problems.Invalid($"{field}.traceparent", "must be a W3C traceparent");
+        }
+
+        switch (message.Type)
+        {
+            case "prepare":
+                if (message.Body is not { ValueKind: JsonValueKind.Object } body)
+                {
+                    return Problems.Invalid($"{field}.body", "a PREPARE needs a JSON object body");
+                }
+
+                return rules.Validate(body) is { } error ? Problems.Invalid($"{field}.body.{error.Field}", error.Message) : null;
+            case "commit" or "abort":
+                return message.Body is null or { ValueKind: JsonValueKind.Null } ? null : Problems.Invalid($"{field}.body", $"a {message.Type.ToUpperInvariant()} has no body");
+            default:
+                return Problems.Invalid($"{field}.type", "must be prepare, commit or abort");
+        }
+    }
+
+    private static async Task<BatchResult> HandleBatchMessageAsync(BatchMessage message, ActivityContext parent, LedgerParticipant participant, ILogger logger, CancellationToken ct)
+    {
+        // The caller's trace, not the batch's: this message's spans belong to its order.
+        using var activity = parent == default
+            ? null
+            : TwoPhaseDiagnostics.ActivitySource.StartActivity($"twophase batch {message.Type}", ActivityKind.Server, parent);
+        using var scope = logger.BeginScope(new TelemetryExtensions.TransactionLogScope(message.TransactionId));
+        var id = message.TransactionId;
+        if (message.Type == "prepare")
+        {
+            var (vote, reason) = await participant.PrepareAsync(id, message.Body!.Value.GetRawText(), ct);
+            return new BatchResult(id, StatusCodes.Status200OK, Vote: vote.ToWire(), Reason: reason);
+        }
+
+        var result = message.Type == "commit" ? await participant.CommitAsync(id, ct) : await participant.AbortAsync(id, ct);
+        if (result.Conflict)
+        {
+            Log.ProtocolViolation(logger, id, result.Detail ?? "conflict");
+            return new BatchResult(id, StatusCodes.Status409Conflict, Detail: result.Detail ?? "The message contradicts this participant's ledger.");
+        }
+
+        return new BatchResult(id, StatusCodes.Status200OK, State: result.State!.Value.ToWire());
     }
 
     private static async Task<Results<Ok<LedgerRow>, ProblemHttpResult>> GetAsync(string id, LedgerParticipant participant, TimeProvider time, CancellationToken ct)

@@ -151,7 +151,7 @@ public static class TelemetryExtensions
             : applicationName.ToLowerInvariant();
 
     /// <summary>The scope's one field, named as in the log messages, so structured sinks index it the same way.</summary>
-    private sealed class TransactionLogScope(string transactionId) : IReadOnlyList<KeyValuePair<string, object?>>
+    internal sealed class TransactionLogScope(string transactionId) : IReadOnlyList<KeyValuePair<string, object?>>
     {
         public int Count => 1;
 

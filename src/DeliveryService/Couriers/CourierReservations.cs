@@ -70,6 +70,31 @@ public sealed class CourierReservations : IResourceManager
             cancellationToken: cancellationToken));
     }
 
+    /// <summary>
+    /// The delivery is done: it becomes completed and its courier free again; null when there is no active delivery
+    /// for <paramref name="transactionId"/> (then nothing changed). <c>POST /v1/deliveries/{id}/complete</c>, and
+    /// the bench's in-process bound.
+    /// </summary>
+    public static async Task<Delivery?> CompleteAsync(LocalTransaction tx, string transactionId, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tx);
+        var done = await tx.Connection.QuerySingleOrDefaultAsync<Delivery>(new CommandDefinition(
+            "UPDATE deliveries SET status = 'completed', completed_ms = @Now WHERE tx_id = @Tx AND status = 'active' RETURNING tx_id AS TransactionId, courier_id AS CourierId, order_id AS OrderId, status AS Status",
+            new { Tx = transactionId, Now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() },
+            tx.Transaction,
+            cancellationToken: cancellationToken));
+        if (done is not null)
+        {
+            await tx.Connection.ExecuteAsync(new CommandDefinition(
+                "UPDATE couriers SET status = 'free', tx_id = NULL WHERE id = @CourierId AND tx_id = @TransactionId",
+                done,
+                tx.Transaction,
+                cancellationToken: cancellationToken));
+        }
+
+        return done;
+    }
+
     public Task ReleaseAsync(LocalTransaction tx, string transactionId, string? holding, CancellationToken cancellationToken) =>
         tx.Connection.ExecuteAsync(new CommandDefinition(
             "UPDATE couriers SET status = 'free', tx_id = NULL WHERE id = @CourierId AND tx_id = @Tx",

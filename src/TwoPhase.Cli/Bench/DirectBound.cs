@@ -123,31 +123,12 @@ public sealed class DirectBound : IAsyncDisposable
         return new Attempt(commit ? BenchOutcome.Committed : BenchOutcome.Aborted, id);
     }
 
-    /// <summary>The delivery service's <c>POST /v1/deliveries/{id}/complete</c>: the same two statements in one forced local transaction.</summary>
-    public Task<bool> CompleteAsync(Attempt attempt, CancellationToken cancellationToken)
+    /// <summary>The delivery service's <c>POST /v1/deliveries/{id}/complete</c>: the same statements in one forced local transaction.</summary>
+    public async Task<bool> CompleteAsync(Attempt attempt, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(attempt);
-        return _delivery.WriteAsync(
-            async tx =>
-            {
-                var courier = await tx.Connection.QuerySingleOrDefaultAsync<string>(new CommandDefinition(
-                    "UPDATE deliveries SET status = 'completed', completed_ms = @Now WHERE tx_id = @Tx AND status = 'active' RETURNING courier_id",
-                    new { Tx = attempt.TransactionId, Now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() },
-                    tx.Transaction,
-                    cancellationToken: cancellationToken));
-                if (courier is null)
-                {
-                    return false;
-                }
-
-                await tx.Connection.ExecuteAsync(new CommandDefinition(
-                    "UPDATE couriers SET status = 'free', tx_id = NULL WHERE id = @Courier AND tx_id = @Tx",
-                    new { Courier = courier, Tx = attempt.TransactionId },
-                    tx.Transaction,
-                    cancellationToken: cancellationToken));
-                return true;
-            },
-            cancellationToken);
+        return attempt.TransactionId is { } id
+            && await _delivery.WriteAsync(tx => CourierReservations.CompleteAsync(tx, id, cancellationToken), cancellationToken) is not null;
     }
 
     public async ValueTask DisposeAsync()

@@ -31,6 +31,10 @@ public sealed record Workload(WorkloadKind Kind, int Concurrency)
     /// <summary>The name in the table and the JSON: plentiful, hot-sku, abort-heavy.</summary>
     public string Name => NameOf(Kind);
 
+    /// <summary>Whether a <c>--workload</c> filter selects this one: <c>plentiful</c> (every concurrency) or <c>plentiful:64</c>.</summary>
+    public bool Matches(string filter) =>
+        filter == Name || filter == $"{Name}:{Concurrency.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+
     /// <summary>Couriers to seed: each worker holds at most two (one order in flight, the previous delivery being completed); a little slack on top.</summary>
     public int Couriers => (Concurrency * 2) + 8;
 

@@ -45,7 +45,7 @@ internal static class BenchCommand
         var json = new Option<FileInfo?>("--json") { Description = "Also write the results as JSON to this file." };
         var only = new Option<string[]>("--workload")
         {
-            Description = "Run only these workloads (plentiful, hot-sku, abort-heavy); repeatable. Default: all.",
+            Description = "Run only these workloads (plentiful, hot-sku, abort-heavy; NAME:CONCURRENCY for one concurrency, e.g. plentiful:64); repeatable. Default: all.",
             AllowMultipleArgumentsPerToken = true,
         };
         var noBound = new Option<bool>("--no-bound") { Description = "Skip the direct bound." };
@@ -103,14 +103,14 @@ internal static class BenchCommand
             }
         }
 
-        var unknown = settings.Only.Where(n => !Workload.Standard.Any(w => w.Name == n)).ToList();
+        var unknown = settings.Only.Where(n => !Workload.Standard.Any(w => w.Matches(n))).ToList();
         if (unknown.Count > 0)
         {
-            console.MarkupLine($"[red]Unknown workload(s): {Markup.Escape(string.Join(", ", unknown))}; choose from plentiful, hot-sku, abort-heavy.[/]");
+            console.MarkupLine($"[red]Unknown workload(s): {Markup.Escape(string.Join(", ", unknown))}; choose from plentiful, plentiful:1, plentiful:16, plentiful:64, hot-sku, abort-heavy.[/]");
             return ExitCodes.SetupFailed;
         }
 
-        var workloads = Workload.Standard.Where(w => settings.Only.Length == 0 || settings.Only.Contains(w.Name)).ToList();
+        var workloads = Workload.Standard.Where(w => settings.Only.Length == 0 || settings.Only.Any(w.Matches)).ToList();
         var runId = CommandSupport.NewRunId();
         var runTag = "bench-" + runId.Replace('_', '-');
         var runFolder = Path.GetFullPath(settings.RunDir ?? Path.Combine(Path.GetTempPath(), $"twophase-bench-{runId}"));

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -34,7 +35,10 @@ public sealed class FaultProxy : IAsyncDisposable
     /// <summary>Answers dropped so far.</summary>
     public int Dropped => Volatile.Read(ref _dropped);
 
-    /// <summary>Every request seen, as "POST /v1/transactions/x/prepare".</summary>
+    /// <summary>
+    /// Every protocol message seen, as "POST /v1/transactions/x/prepare": a batch (<c>POST /v1/transactions/batch</c>)
+    /// counts as each message it carries, so a test reads the same whether the coordinator batches or not.
+    /// </summary>
     public IReadOnlyCollection<string> Seen => _seen;
 
     public static async Task<FaultProxy> StartAsync(Uri target)
@@ -50,7 +54,10 @@ public sealed class FaultProxy : IAsyncDisposable
         return proxy;
     }
 
-    /// <summary>The next <paramref name="times"/> requests whose path ends with <paramref name="pathSuffix"/> are forwarded, then their connection dropped.</summary>
+    /// <summary>
+    /// The next <paramref name="times"/> requests carrying a message whose path ends with <paramref name="pathSuffix"/>
+    /// are forwarded, then their connection dropped (for a batch: the answers to every message in it are lost).
+    /// </summary>
     public void DropAnswers(string pathSuffix, int times = 1) => _dropBudget[pathSuffix] = times;
 
     /// <summary>From now on, hold every request: the caller sees a participant that never answers.</summary>
@@ -76,9 +83,13 @@ public sealed class FaultProxy : IAsyncDisposable
     {
         var request = context.Request;
         var path = request.Path.Value ?? "/";
-        _seen.Enqueue($"{request.Method} {path}");
         using var body = new MemoryStream();
         await request.Body.CopyToAsync(body, CancellationToken.None);
+        var messages = MessagePaths(path, body.ToArray());
+        foreach (var message in messages)
+        {
+            _seen.Enqueue($"{request.Method} {message}");
+        }
 
         Task? held;
         lock (_gate)
@@ -121,7 +132,7 @@ public sealed class FaultProxy : IAsyncDisposable
         using (answer)
         {
             var payload = await answer.Content.ReadAsByteArrayAsync(CancellationToken.None);
-            if (TakeDrop(path))
+            if (messages.Any(TakeDrop))
             {
                 Interlocked.Increment(ref _dropped);
                 // Applied by the participant, the answer lost on the way back.
@@ -136,6 +147,28 @@ public sealed class FaultProxy : IAsyncDisposable
             }
 
             await context.Response.Body.WriteAsync(payload, CancellationToken.None);
+        }
+    }
+
+    /// <summary>The protocol messages a request carries: itself, or for a batch each message as if sent alone.</summary>
+    private static List<string> MessagePaths(string path, byte[] body)
+    {
+        if (!path.EndsWith("/v1/transactions/batch", StringComparison.Ordinal))
+        {
+            return [path];
+        }
+
+        try
+        {
+            using var json = JsonDocument.Parse(body);
+            return json.RootElement.GetProperty("messages").EnumerateArray()
+                .Select(m => $"/v1/transactions/{m.GetProperty("transactionId").GetString()}/{m.GetProperty("type").GetString()}")
+                .ToList();
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            // Not a batch we can read: forward it as it is; the participant will refuse it.
+            return [path];
         }
     }
 

@@ -25,6 +25,9 @@ public sealed class SystemOptions
     /// </summary>
     public int PrepareDeadlineMs { get; init; } = 3000;
 
+    /// <summary>The coordinator batches protocol messages (the default) or sends one request per message.</summary>
+    public bool BatchMessages { get; init; } = true;
+
     /// <summary>More configuration, per service, as <c>Section__Key</c> environment variables.</summary>
     public IReadOnlyDictionary<Service, IReadOnlyDictionary<string, string>> Environment { get; init; } =
         new Dictionary<Service, IReadOnlyDictionary<string, string>>();
@@ -146,6 +149,7 @@ public sealed class TestSystem : IAsyncDisposable
                 env["Coordinator__Participants__1__Name"] = "delivery";
                 env["Coordinator__Participants__1__Url"] = participantUrls[Service.Delivery].ToString();
                 env["Coordinator__Participants__1__Protocol"] = Options.DeliveryProtocol;
+                env["Coordinator__BatchMessages"] = Options.BatchMessages ? "true" : "false";
                 env["Coordinator__RecoveryIntervalMs"] = "200";
                 env["Coordinator__PrepareDeadlineMs"] = Options.PrepareDeadlineMs.ToString(System.Globalization.CultureInfo.InvariantCulture);
                 env["Coordinator__DecisionTimeoutMs"] = "1000";

@@ -1,0 +1,332 @@
+using System.Diagnostics;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Threading.Channels;
+using Microsoft.Extensions.Options;
+using TwoPhase.Protocol;
+
+namespace TwoPhase.AspNetCore;
+
+/// <summary>One protocol message inside a batch (DESIGN §3 extension, docs/api.md).</summary>
+/// <param name="Type"><c>prepare</c>, <c>commit</c> or <c>abort</c>.</param>
+/// <param name="TransactionId">The transaction the message is about.</param>
+/// <param name="Body">The PREPARE body (the order's lines); absent for COMMIT and ABORT.</param>
+/// <param name="Traceparent">The W3C trace context of the coordinator's call, so the participant's spans join the order's trace.</param>
+public sealed record BatchMessage(string Type, string TransactionId, JsonElement? Body = null, string? Traceparent = null);
+
+/// <summary>The body of <c>POST /v1/transactions/batch</c>.</summary>
+public sealed record BatchRequest(IReadOnlyList<BatchMessage> Messages);
+
+/// <summary>
+/// One message's answer, in the order of the request: <paramref name="Status"/> is what the single-message
+/// endpoint would have answered (200, or 409 for a message that contradicts the ledger).
+/// </summary>
+public sealed record BatchResult(string TransactionId, int Status, string? Vote = null, string? Reason = null, string? State = null, string? Detail = null);
+
+/// <summary>The answer to <c>POST /v1/transactions/batch</c>.</summary>
+public sealed record BatchAnswer(IReadOnlyList<BatchResult> Results);
+
+/// <summary>Limits of message batching, on both sides.</summary>
+public static class BatchLimits
+{
+    /// <summary>Messages one batch may carry; a participant refuses more with 400.</summary>
+    public const int MaxMessages = 128;
+
+    /// <summary>Room left in the body limit for the envelope of a batch.</summary>
+    public const int EnvelopeBytes = 1024;
+
+    /// <summary>Roughly what a message costs on the wire besides its body and id.</summary>
+    public const int MessageOverheadBytes = 160;
+}
+
+/// <summary>
+/// The coordinator's transport with message batching: PREPAREs, COMMITs and ABORTs to one participant that are
+/// waiting at the same moment travel in one <c>POST /v1/transactions/batch</c>. Nothing waits to fill a batch:
+/// a message goes out at once when a request slot is free, and messages only gather while every slot is busy, so
+/// a lone order pays nothing and a busy coordinator pays one HTTP exchange per batch instead of per message.
+/// Old-protocol participants, and messages too large for a batch, take the single-message path.
+/// Each caller still waits with its own deadline; a batch that fails (unreachable, timeout, HTTP error) fails
+/// every message in it the way the single path would, and the protocol's retries do the rest.
+/// </summary>
+public sealed class BatchingParticipantTransport : IParticipantTransport, IAsyncDisposable
+{
+    private readonly HttpClient _http;
+    private readonly IParticipantTransport _single;
+    private readonly IOptions<TwoPhaseOptions> _options;
+    private readonly int _maxMessages;
+    private readonly int _maxInFlight;
+    private readonly TimeSpan _requestTimeout;
+    private readonly int _queueCapacity;
+    private readonly Dictionary<string, Outbox> _outboxes = [];
+    private readonly Lock _gate = new();
+    private readonly CancellationTokenSource _stop = new();
+
+    public BatchingParticipantTransport(HttpClient http, IParticipantTransport single, IOptions<TwoPhaseOptions> options, int maxMessages, int maxInFlight, TimeSpan requestTimeout, int queueCapacity = 8192)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxMessages, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(maxMessages, BatchLimits.MaxMessages);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxInFlight, 1);
+        _http = http;
+        _single = single;
+        _options = options;
+        _maxMessages = maxMessages;
+        _maxInFlight = maxInFlight;
+        _requestTimeout = requestTimeout;
+        _queueCapacity = queueCapacity;
+    }
+
+    public async Task<Vote> PrepareAsync(ParticipantRef participant, string transactionId, string payload, CancellationToken cancellationToken)
+    {
+        if (participant.Legacy || !Fits(transactionId, payload))
+        {
+            return await _single.PrepareAsync(participant, transactionId, payload, cancellationToken);
+        }
+
+        var result = await OutboxOf(participant).SendAsync(new Pending("prepare", transactionId, payload), cancellationToken);
+        return result switch
+        {
+            { Failure: { } failure } => new Vote(participant.Name, VoteKind.None, failure),
+            { Answer: { Status: 200, Vote: "yes" } } => new Vote(participant.Name, VoteKind.Yes),
+            { Answer: { Status: 200, Vote: "no" } answer } => new Vote(participant.Name, VoteKind.No, answer.Reason ?? "refused"),
+            { Answer: { Status: 200 } } => new Vote(participant.Name, VoteKind.None, "prepare answer had no vote"),
+            { Answer: { } answer } => new Vote(participant.Name, VoteKind.None, $"prepare answered HTTP {answer.Status}"),
+            _ => new Vote(participant.Name, VoteKind.None, "prepare had no answer"),
+        };
+    }
+
+    public async Task<Ack> SendDecisionAsync(ParticipantRef participant, string transactionId, Decision decision, string payload, CancellationToken cancellationToken)
+    {
+        if (participant.Legacy || !Fits(transactionId, null))
+        {
+            return await _single.SendDecisionAsync(participant, transactionId, decision, payload, cancellationToken);
+        }
+
+        var result = await OutboxOf(participant).SendAsync(new Pending(decision == Decision.Commit ? "commit" : "abort", transactionId, null), cancellationToken);
+        return result switch
+        {
+            { Failure: { } failure } => new Ack(participant.Name, AckKind.Failed, failure),
+            { Answer.Status: 200 } => new Ack(participant.Name, AckKind.Acknowledged),
+            { Answer: { Status: 409 } answer } => new Ack(participant.Name, AckKind.Conflict, answer.Detail),
+            { Answer: { } answer } => new Ack(participant.Name, AckKind.Failed, $"HTTP {answer.Status}"),
+            _ => new Ack(participant.Name, AckKind.Failed, "no answer"),
+        };
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        lock (_gate)
+        {
+            foreach (var outbox in _outboxes.Values)
+            {
+                outbox.Complete();
+            }
+        }
+
+        _stop.Dispose();
+    }
+
+    private bool Fits(string transactionId, string? payload) =>
+        BatchLimits.EnvelopeBytes + BatchLimits.MessageOverheadBytes + transactionId.Length + (payload?.Length ?? 0) <= _options.Value.MaxBodyBytes;
+
+    private Outbox OutboxOf(ParticipantRef participant)
+    {
+        lock (_gate)
+        {
+            if (!_outboxes.TryGetValue(participant.Name, out var outbox))
+            {
+                outbox = new Outbox(this, participant);
+                _outboxes.Add(participant.Name, outbox);
+            }
+
+            return outbox;
+        }
+    }
+
+    /// <summary>A message waiting for its batch; completed with the participant's answer or with why there is none.</summary>
+    private sealed class Pending(string type, string transactionId, string? payload)
+    {
+        public string Type => type;
+
+        public string TransactionId => transactionId;
+
+        public string? Payload => payload;
+
+        // Captured when the message is queued: the caller's span, not whatever runs the batch.
+        public string? Traceparent { get; } = Activity.Current?.Id;
+
+        public TaskCompletionSource<(BatchResult? Answer, string? Failure)> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public int Size => BatchLimits.MessageOverheadBytes + transactionId.Length + (payload?.Length ?? 0) + (Traceparent?.Length ?? 0);
+    }
+
+    /// <summary>One participant's queue, and the loop that sends it in batches over at most N requests at once.</summary>
+    private sealed class Outbox
+    {
+        private readonly BatchingParticipantTransport _owner;
+        private readonly ParticipantRef _participant;
+        private readonly Channel<Pending> _queue;
+        private readonly SemaphoreSlim _slots;
+        private readonly Task _loop;
+
+        public Outbox(BatchingParticipantTransport owner, ParticipantRef participant)
+        {
+            _owner = owner;
+            _participant = participant;
+            _slots = new SemaphoreSlim(owner._maxInFlight, owner._maxInFlight);
+            // Bounded: beyond it a caller waits (and its own deadline still applies), never an unbounded queue.
+            _queue = Channel.CreateBounded<Pending>(new BoundedChannelOptions(owner._queueCapacity) { FullMode = BoundedChannelFullMode.Wait, SingleReader = true });
+            _loop = Task.Run(RunAsync);
+        }
+
+        public async Task<(BatchResult? Answer, string? Failure)> SendAsync(Pending message, CancellationToken cancellationToken)
+        {
+            await _queue.Writer.WriteAsync(message, cancellationToken);
+            // The caller stops waiting at its own deadline; the batch goes on without it (every message is
+            // idempotent at the participant, and the coordinator treats a missing answer as no answer).
+            return await message.Done.Task.WaitAsync(cancellationToken);
+        }
+
+        public void Complete() => _queue.Writer.TryComplete();
+
+        private async Task RunAsync()
+        {
+            var reader = _queue.Reader;
+            var stop = _owner._stop.Token;
+            try
+            {
+                while (await reader.WaitToReadAsync(stop))
+                {
+                    // Take a request slot first: while every slot is busy, messages gather into the next batch.
+                    await _slots.WaitAsync(stop);
+                    var batch = new List<Pending>();
+                    var budget = _owner._options.Value.MaxBodyBytes - BatchLimits.EnvelopeBytes;
+                    while (batch.Count < _owner._maxMessages && reader.TryPeek(out var next) && (batch.Count == 0 || next.Size <= budget))
+                    {
+                        reader.TryRead(out _);
+                        budget -= next.Size;
+                        batch.Add(next);
+                    }
+
+                    if (batch.Count == 0)
+                    {
+                        _slots.Release();
+                        continue;
+                    }
+
+                    _ = SendBatchAsync(batch);
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                // Stopping: what is still queued ends with the process; callers' deadlines release them.
+            }
+        }
+
+        private async Task SendBatchAsync(List<Pending> batch)
+        {
+            try
+            {
+                var results = await PostAsync(batch);
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    batch[i].Done.TrySetResult(results is { } r && i < r.Count && r[i].TransactionId == batch[i].TransactionId
+                        ? (r[i], null)
+                        : (null, "batch answer did not match the request"));
+                }
+            }
+            catch (BatchFailedException e)
+            {
+                foreach (var message in batch)
+                {
+                    message.Done.TrySetResult((null, e.Message));
+                }
+            }
+            catch (Exception e)
+            {
+                foreach (var message in batch)
+                {
+                    message.Done.TrySetResult((null, $"batch failed: {e.GetType().Name}"));
+                }
+            }
+            finally
+            {
+                _slots.Release();
+            }
+        }
+
+        private async Task<IReadOnlyList<BatchResult>?> PostAsync(List<Pending> batch)
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_owner._stop.Token);
+            timeout.CancelAfter(_owner._requestTimeout);
+            using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(_participant.Url, "v1/transactions/batch"))
+            {
+                Content = new ByteArrayContent(Serialize(batch)) { Headers = { ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" } } },
+            };
+            if (!string.IsNullOrEmpty(_owner._options.Value.Secret))
+            {
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _owner._options.Value.Secret);
+            }
+
+            try
+            {
+                using var response = await _owner._http.SendAsync(request, timeout.Token);
+                if (!response.IsSuccessStatusCode)
+                {
+                    throw new BatchFailedException($"batch answered HTTP {(int)response.StatusCode}");
+                }
+
+                var answer = await response.Content.ReadFromJsonAsync<BatchAnswer>(JsonSerializerOptions.Web, timeout.Token);
+                return answer?.Results;
+            }
+            catch (HttpRequestException e)
+            {
+                throw new BatchFailedException($"unreachable: {e.HttpRequestError}");
+            }
+            catch (OperationCanceledException) when (timeout.IsCancellationRequested && !_owner._stop.IsCancellationRequested)
+            {
+                throw new BatchFailedException("batch timed out");
+            }
+            catch (JsonException)
+            {
+                throw new BatchFailedException("batch answer was not JSON");
+            }
+        }
+
+        private static byte[] Serialize(List<Pending> batch)
+        {
+            using var buffer = new MemoryStream();
+            using (var json = new Utf8JsonWriter(buffer))
+            {
+                json.WriteStartObject();
+                json.WriteStartArray("messages");
+                foreach (var message in batch)
+                {
+                    json.WriteStartObject();
+                    json.WriteString("type", message.Type);
+                    json.WriteString("transactionId", message.TransactionId);
+                    if (message.Payload is not null)
+                    {
+                        json.WritePropertyName("body");
+                        json.WriteRawValue(message.Payload, skipInputValidation: false);
+                    }
+
+                    if (message.Traceparent is not null)
+                    {
+                        json.WriteString("traceparent", message.Traceparent);
+                    }
+
+                    json.WriteEndObject();
+                }
+
+                json.WriteEndArray();
+                json.WriteEndObject();
+            }
+
+            return buffer.ToArray();
+        }
+    }
+
+    private sealed class BatchFailedException(string message) : Exception(message);
+}
