@@ -50,6 +50,10 @@ public sealed class Database : IAsyncDisposable
     private readonly SemaphoreSlim _sqliteWriter = new(1, 1);
     private readonly Lazy<GroupCommit> _groupCommit;
 
+    // The same for writes the protocol may lose (synchronous_commit off): no fsync to share, but one local
+    // transaction, and set writes in one statement, for the many small writes of the same moment.
+    private readonly Lazy<GroupCommit> _relaxedGroupCommit;
+
     private Database(Dialect dialect, NpgsqlDataSource? postgres, NpgsqlDataSource? postgresRelaxed, string? sqlite)
     {
         Dialect = dialect;
@@ -63,6 +67,11 @@ public sealed class Database : IAsyncDisposable
             (work, ct) => WriteAsync(work, ct),
             writers: 1,
             maxBatch: 64,
+            capacity: 4096));
+        _relaxedGroupCommit = new Lazy<GroupCommit>(() => new GroupCommit(
+            (work, ct) => WriteAsync(work, ct, forced: false),
+            writers: 1,
+            maxBatch: 256,
             capacity: 4096));
     }
 
@@ -188,6 +197,14 @@ public sealed class Database : IAsyncDisposable
     public Task<T> WriteBatchedAsync<T>(Func<LocalTransaction, Task<T>> work, CancellationToken cancellationToken) =>
         _groupCommit.Value.WriteAsync(work, cancellationToken);
 
+    /// <summary>
+    /// A write of a kind many callers make at once (<see cref="SetWrite{TItem, TResult}"/>): it joins the group commit,
+    /// and the batch runs all items of its kind in one call. With <paramref name="forced"/> false it joins the group of
+    /// writes the protocol may lose instead (not fsynced).
+    /// </summary>
+    public Task<TResult> WriteBatchedAsync<TItem, TResult>(SetWrite<TItem, TResult> kind, TItem item, CancellationToken cancellationToken, bool forced = true) =>
+        (forced ? _groupCommit : _relaxedGroupCommit).Value.WriteAsync(kind, item, cancellationToken);
+
     /// <summary>A write whose only result is done.</summary>
     public Task WriteAsync(Func<LocalTransaction, Task> work, CancellationToken cancellationToken, bool forced = true) =>
         WriteAsync(
@@ -288,9 +305,12 @@ public sealed class Database : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (_groupCommit.IsValueCreated)
+        foreach (var group in new[] { _groupCommit, _relaxedGroupCommit })
         {
-            await _groupCommit.Value.DisposeAsync();
+            if (group.IsValueCreated)
+            {
+                await group.Value.DisposeAsync();
+            }
         }
 
         if (_postgres is not null)

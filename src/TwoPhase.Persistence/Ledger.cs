@@ -44,6 +44,27 @@ public interface IResourceManager
     /// <summary>Give back what is held.</summary>
     Task ReleaseAsync(LocalTransaction tx, string transactionId, string? holding, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// <see cref="CommitAsync"/> for many transactions at once (each once), in the shared local transaction of a group
+    /// commit. Override it with set-oriented statements where round trips matter (PostgreSQL); by default, one by one.
+    /// </summary>
+    async Task CommitManyAsync(LocalTransaction tx, IReadOnlyList<LedgerEntry> held, CancellationToken cancellationToken)
+    {
+        foreach (var entry in held)
+        {
+            await CommitAsync(tx, entry.TransactionId, entry.Holding, cancellationToken);
+        }
+    }
+
+    /// <summary><see cref="ReleaseAsync"/> for many transactions at once (each once); as <see cref="CommitManyAsync"/>.</summary>
+    async Task ReleaseManyAsync(LocalTransaction tx, IReadOnlyList<LedgerEntry> held, CancellationToken cancellationToken)
+    {
+        foreach (var entry in held)
+        {
+            await ReleaseAsync(tx, entry.TransactionId, entry.Holding, cancellationToken);
+        }
+    }
+
     /// <summary>Idempotent DDL for the domain's tables.</summary>
     string Schema(Dialect dialect);
 }

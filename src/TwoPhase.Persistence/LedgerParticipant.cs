@@ -16,6 +16,11 @@ public sealed record DecisionResult(LedgerState? State, bool Conflict, string? D
 /// </summary>
 public sealed class LedgerParticipant(Database db, IResourceManager resources, TimeProvider time, IProtocolHooks hooks, TwoPhaseMetrics? metrics = null)
 {
+    // The kinds of set write this participant joins its group commit with (created on first use; two racing
+    // first uses only make two kinds, which run as two groups).
+    private SetWrite<string, DecisionResult>? _commits;
+    private SetWrite<string, DecisionResult>? _aborts;
+
     public Database Database => db;
 
     public async Task InitializeAsync(CancellationToken cancellationToken)
@@ -78,24 +83,8 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
     {
         using var activity = TwoPhaseDiagnostics.StartParticipant("commit", transactionId);
         await hooks.AtAsync(ProtocolPoint.ParticipantBeforeCommitWritten, transactionId, cancellationToken);
-        var result = await db.WriteBatchedAsync(
-            async tx =>
-            {
-                // The usual case in one statement: move prepared to committed and learn what is held.
-                if (await TransitionAsync(tx, transactionId, LedgerState.Committed, CancellationToken.None) is { } held)
-                {
-                    await resources.CommitAsync(tx, transactionId, held.Holding, CancellationToken.None);
-                    return new DecisionResult(LedgerState.Committed, false, null);
-                }
-
-                var row = await LedgerSql.FindAsync(tx, transactionId, CancellationToken.None);
-                return ParticipantRules.OnCommit(row?.State) == ParticipantAction.AnswerFromLedger
-                    ? new DecisionResult(row!.State, false, null)
-                    : new DecisionResult(row?.State, true, row is null
-                        ? "commit for a transaction that was never prepared here"
-                        : $"commit for a transaction that is {row.State.ToWire()} here");
-            },
-            cancellationToken);
+        // Group commit, and the COMMITs of the moment together: one UPDATE moves every prepared row at once.
+        var result = await db.WriteBatchedAsync(_commits ??= new SetWrite<string, DecisionResult>((tx, ids) => DecideAllAsync(tx, ids, LedgerState.Committed)), transactionId, cancellationToken);
         await hooks.AtAsync(ProtocolPoint.ParticipantAfterCommitWritten, transactionId, cancellationToken);
         metrics?.RecordParticipantDecision(Decision.Commit, result.Conflict);
         return result;
@@ -106,44 +95,108 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
     {
         using var activity = TwoPhaseDiagnostics.StartParticipant("abort", transactionId);
         await hooks.AtAsync(ProtocolPoint.ParticipantBeforeAbortWritten, transactionId, cancellationToken);
-        var now = UnixMs.From(time.GetUtcNow());
-        var result = await db.WriteBatchedAsync(
-            async tx =>
-            {
-                if (await TransitionAsync(tx, transactionId, LedgerState.Aborted, CancellationToken.None) is { } held)
-                {
-                    await resources.ReleaseAsync(tx, transactionId, held.Holding, CancellationToken.None);
-                    return new DecisionResult(LedgerState.Aborted, false, null);
-                }
-
-                // Not prepared here: an unknown id gets a tombstone, so a PREPARE arriving late votes no.
-                var tombstone = await tx.Connection.ExecuteAsync(new CommandDefinition(
-                    "INSERT INTO tp_ledger (tx_id, state, reason, created_ms, updated_ms) VALUES (@Id, 'aborted', 'abort arrived before prepare', @Now, @Now) ON CONFLICT DO NOTHING",
-                    new { Id = transactionId, Now = now },
-                    tx.Transaction,
-                    cancellationToken: CancellationToken.None));
-                if (tombstone == 1)
-                {
-                    return new DecisionResult(LedgerState.Aborted, false, null);
-                }
-
-                // The insert found a row our first UPDATE could not see: a PREPARE that committed while we
-                // waited on it (PostgreSQL, read committed). Now it is visible; release it like any prepared row.
-                if (await TransitionAsync(tx, transactionId, LedgerState.Aborted, CancellationToken.None) is { } late)
-                {
-                    await resources.ReleaseAsync(tx, transactionId, late.Holding, CancellationToken.None);
-                    return new DecisionResult(LedgerState.Aborted, false, null);
-                }
-
-                var row = await LedgerSql.FindAsync(tx, transactionId, CancellationToken.None);
-                return ParticipantRules.OnAbort(row?.State) == ParticipantAction.AnswerFromLedger
-                    ? new DecisionResult(row!.State, false, null)
-                    : new DecisionResult(row?.State, true, "abort for a transaction already committed here");
-            },
-            cancellationToken);
+        var result = await db.WriteBatchedAsync(_aborts ??= new SetWrite<string, DecisionResult>((tx, ids) => DecideAllAsync(tx, ids, LedgerState.Aborted)), transactionId, cancellationToken);
         await hooks.AtAsync(ProtocolPoint.ParticipantAfterAbortWritten, transactionId, cancellationToken);
         metrics?.RecordParticipantDecision(Decision.Abort, result.Conflict);
         return result;
+    }
+
+    /// <summary>
+    /// The COMMITs (or ABORTs) of one batch. The usual case, prepared rows, in two statements for all of them: the
+    /// conditional UPDATE that moves them and learns what they hold, then the domain's set-oriented commit or release.
+    /// Every other id (a repeat, an unknown one, a contradiction) is answered one by one from the ledger.
+    /// </summary>
+    private async Task<IReadOnlyList<DecisionResult>> DecideAllAsync(LocalTransaction tx, IReadOnlyList<string> ids, LedgerState final)
+    {
+        var moved = await TransitionAllAsync(tx, ids, final, CancellationToken.None);
+        if (moved.Count > 0)
+        {
+            var held = moved.Values.ToList();
+            await (final == LedgerState.Committed
+                ? resources.CommitManyAsync(tx, held, CancellationToken.None)
+                : resources.ReleaseManyAsync(tx, held, CancellationToken.None));
+        }
+
+        var results = new List<DecisionResult>(ids.Count);
+        foreach (var id in ids)
+        {
+            results.Add(moved.ContainsKey(id)
+                ? new DecisionResult(final, false, null)
+                : final == LedgerState.Committed ? await CommitUnpreparedAsync(tx, id) : await AbortUnpreparedAsync(tx, id));
+        }
+
+        return results;
+    }
+
+    /// <summary>A COMMIT for a row that is not prepared: a repeat is answered from the ledger, anything else is a conflict.</summary>
+    private static async Task<DecisionResult> CommitUnpreparedAsync(LocalTransaction tx, string transactionId)
+    {
+        var row = await LedgerSql.FindAsync(tx, transactionId, CancellationToken.None);
+        return ParticipantRules.OnCommit(row?.State) == ParticipantAction.AnswerFromLedger
+            ? new DecisionResult(row!.State, false, null)
+            : new DecisionResult(row?.State, true, row is null
+                ? "commit for a transaction that was never prepared here"
+                : $"commit for a transaction that is {row.State.ToWire()} here");
+    }
+
+    /// <summary>An ABORT for a row that is not prepared (as this transaction saw it).</summary>
+    private async Task<DecisionResult> AbortUnpreparedAsync(LocalTransaction tx, string transactionId)
+    {
+        // Unknown here: a tombstone, so a PREPARE arriving late votes no.
+        var tombstone = await tx.Connection.ExecuteAsync(new CommandDefinition(
+            "INSERT INTO tp_ledger (tx_id, state, reason, created_ms, updated_ms) VALUES (@Id, 'aborted', 'abort arrived before prepare', @Now, @Now) ON CONFLICT DO NOTHING",
+            new { Id = transactionId, Now = UnixMs.From(time.GetUtcNow()) },
+            tx.Transaction));
+        if (tombstone == 1)
+        {
+            return new DecisionResult(LedgerState.Aborted, false, null);
+        }
+
+        // The insert found a row our first UPDATE could not see: a PREPARE that committed while we
+        // waited on it (PostgreSQL, read committed). Now it is visible; release it like any prepared row.
+        if (await TransitionAsync(tx, transactionId, LedgerState.Aborted, CancellationToken.None) is { } late)
+        {
+            await resources.ReleaseAsync(tx, transactionId, late.Holding, CancellationToken.None);
+            return new DecisionResult(LedgerState.Aborted, false, null);
+        }
+
+        var row = await LedgerSql.FindAsync(tx, transactionId, CancellationToken.None);
+        return ParticipantRules.OnAbort(row?.State) == ParticipantAction.AnswerFromLedger
+            ? new DecisionResult(row!.State, false, null)
+            : new DecisionResult(row?.State, true, "abort for a transaction already committed here");
+    }
+
+    /// <summary>
+    /// prepared -> <paramref name="final"/> for every id that is prepared, returning what each held. On PostgreSQL one
+    /// UPDATE for all (one round trip); on SQLite, in process, one by one. The row locks serialise concurrent decisions.
+    /// </summary>
+    private async Task<Dictionary<string, LedgerEntry>> TransitionAllAsync(LocalTransaction tx, IReadOnlyList<string> ids, LedgerState final, CancellationToken cancellationToken)
+    {
+        var moved = new Dictionary<string, LedgerEntry>(StringComparer.Ordinal);
+        if (tx.Dialect == Dialect.Postgres)
+        {
+            var rows = await tx.Connection.QueryAsync<LedgerSql.Row>(new CommandDefinition(
+                $"UPDATE tp_ledger SET state = @State, updated_ms = @Now, next_check_ms = NULL WHERE tx_id = ANY(@Ids) AND state = 'prepared' RETURNING {LedgerSql.Columns}",
+                new { Ids = ids.Distinct(StringComparer.Ordinal).ToArray(), State = final.ToWire(), Now = UnixMs.From(time.GetUtcNow()) },
+                tx.Transaction,
+                cancellationToken: cancellationToken));
+            foreach (var row in rows)
+            {
+                moved[row.tx_id] = row.ToEntry();
+            }
+
+            return moved;
+        }
+
+        foreach (var id in ids)
+        {
+            if (await TransitionAsync(tx, id, final, cancellationToken) is { } entry)
+            {
+                moved[id] = entry;
+            }
+        }
+
+        return moved;
     }
 
     /// <summary>

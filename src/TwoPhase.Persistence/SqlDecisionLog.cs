@@ -7,6 +7,10 @@ namespace TwoPhase.Persistence;
 /// <summary>The coordinator's decision log in one table, <c>tp_transactions</c>, on either store.</summary>
 public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLog
 {
+    // The kinds of set write this log joins the group commits with (created on first use).
+    private SetWrite<DecisionItem, Row?>? _decisions;
+    private SetWrite<string, bool>? _completions;
+
     public const string Schema = """
         CREATE TABLE IF NOT EXISTS tp_transactions (
             tx_id            TEXT PRIMARY KEY,
@@ -67,19 +71,13 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
     public async Task<TransactionRecord> DecideAsync(string id, Decision decision, string? reason, IReadOnlyList<Vote> votes, DateTimeOffset nextAttemptAt, CancellationToken cancellationToken)
     {
         var state = decision == Decision.Commit ? TransactionState.Committed : TransactionState.Aborted;
-        var args = new { Id = id, State = state.ToWire(), Reason = reason, Votes = JsonSerializer.Serialize(votes.ToArray(), PersistenceJson.Default.VoteArray), Now = UnixMs.From(time.GetUtcNow()), Next = UnixMs.From(nextAttemptAt) };
-        const string sql = $"""
-            UPDATE tp_transactions
-            SET state = @State, reason = @Reason, votes = @Votes, decided_ms = @Now, next_attempt_ms = @Next
-            WHERE tx_id = @Id AND state = 'preparing'
-            RETURNING {Columns}
-            """;
+        var item = new DecisionItem(id, state.ToWire(), reason, JsonSerializer.Serialize(votes.ToArray(), PersistenceJson.Default.VoteArray), UnixMs.From(nextAttemptAt));
         var row = decision == Decision.Commit
             // The commit point must be on disk before any COMMIT leaves. Concurrent commit decisions share one
-            // local transaction and its fsync (group commit); the statement touches only its own row.
-            ? await db.WriteBatchedAsync(tx => tx.Connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(sql, args, tx.Transaction)), cancellationToken)
+            // local transaction and its fsync (group commit), and one UPDATE for all of them.
+            ? await db.WriteBatchedAsync(_decisions ??= new SetWrite<DecisionItem, Row?>(DecideAllAsync), item, cancellationToken)
             // An abort may be lost (presumed abort): not forced.
-            : await db.ExecuteAsync(c => c.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(sql, args, cancellationToken: cancellationToken)), cancellationToken, forced: false);
+            : await db.ExecuteAsync(c => DecideOneAsync(c, null, item), cancellationToken, forced: false);
         if (row is not null)
         {
             return row.ToRecord();
@@ -90,18 +88,92 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
             ?? throw new InvalidOperationException($"Transaction {id} is not in the decision log.");
     }
 
+    /// <summary>A decision to write: only a transaction still preparing takes it.</summary>
+    private sealed record DecisionItem(string Id, string State, string? Reason, string Votes, long Next);
+
+    private const string DecideSql = $"""
+        UPDATE tp_transactions
+        SET state = @State, reason = @Reason, votes = @Votes, decided_ms = @Now, next_attempt_ms = @Next
+        WHERE tx_id = @Id AND state = 'preparing'
+        RETURNING {Columns}
+        """;
+
+    private Task<Row?> DecideOneAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction? transaction, DecisionItem item) =>
+        connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(
+            DecideSql, new { item.Id, item.State, item.Reason, item.Votes, Now = UnixMs.From(time.GetUtcNow()), item.Next }, transaction));
+
+    /// <summary>
+    /// The decisions of one group commit: on PostgreSQL one UPDATE for all (one round trip); on SQLite, in process,
+    /// one by one. A transaction no longer preparing is left as it is, and its item gets null.
+    /// </summary>
+    private async Task<IReadOnlyList<Row?>> DecideAllAsync(LocalTransaction tx, IReadOnlyList<DecisionItem> items)
+    {
+        if (tx.Dialect != Dialect.Postgres)
+        {
+            var one = new List<Row?>(items.Count);
+            foreach (var item in items)
+            {
+                one.Add(await DecideOneAsync(tx.Connection, tx.Transaction, item));
+            }
+
+            return one;
+        }
+
+        // The same id twice (a duplicate decision) updates the row once; both items get the row.
+        var rows = (await tx.Connection.QueryAsync<Row>(new CommandDefinition(
+            $"""
+            UPDATE tp_transactions t
+            SET state = u.state, reason = u.reason, votes = u.votes, decided_ms = @Now, next_attempt_ms = u.next
+            FROM unnest(@Ids, @States, @Reasons, @Votes, @Nexts) AS u(id, state, reason, votes, next)
+            WHERE t.tx_id = u.id AND t.state = 'preparing'
+            RETURNING {string.Join(", ", Columns.Split(", ").Select(c => "t." + c))}
+            """,
+            new
+            {
+                Ids = items.Select(i => i.Id).ToArray(),
+                States = items.Select(i => i.State).ToArray(),
+                Reasons = items.Select(i => i.Reason).ToArray(),
+                Votes = items.Select(i => i.Votes).ToArray(),
+                Nexts = items.Select(i => i.Next).ToArray(),
+                Now = UnixMs.From(time.GetUtcNow()),
+            },
+            tx.Transaction))).ToDictionary(r => r.tx_id, StringComparer.Ordinal);
+        return items.Select(i => rows.GetValueOrDefault(i.Id)).ToList();
+    }
+
     public Task AcknowledgeAsync(string id, IReadOnlyCollection<string> acknowledged, bool complete, CancellationToken cancellationToken) =>
-        db.ExecuteAsync(
-            connection => connection.ExecuteAsync(
-                new CommandDefinition(
-                    complete
-                        ? "UPDATE tp_transactions SET acknowledged = @Acks, completed_ms = @Now WHERE tx_id = @Id"
-                        : "UPDATE tp_transactions SET acknowledged = @Acks WHERE tx_id = @Id",
-                    new { Id = id, Acks = JsonSerializer.Serialize(acknowledged.ToArray(), PersistenceJson.Default.StringArray), Now = UnixMs.From(time.GetUtcNow()) },
-                    cancellationToken: cancellationToken)),
-            cancellationToken,
-            // Losing "completed" only costs one more, idempotent, phase-2 round after a crash.
-            forced: false);
+        complete
+            // Losing "completed" only costs one more, idempotent, phase-2 round after a crash: not forced, and the
+            // completions of the moment share one local transaction and one UPDATE.
+            ? db.WriteBatchedAsync(_completions ??= new SetWrite<string, bool>(CompleteAllAsync), id, cancellationToken, forced: false)
+            : db.ExecuteAsync(
+                connection => connection.ExecuteAsync(
+                    new CommandDefinition(
+                        "UPDATE tp_transactions SET acknowledged = @Acks WHERE tx_id = @Id",
+                        new { Id = id, Acks = JsonSerializer.Serialize(acknowledged.ToArray(), PersistenceJson.Default.StringArray) },
+                        cancellationToken: cancellationToken)),
+                cancellationToken,
+                forced: false);
+
+    /// <summary>Completed: every participant acknowledged, so the acknowledged list is the participant list.</summary>
+    private async Task<IReadOnlyList<bool>> CompleteAllAsync(LocalTransaction tx, IReadOnlyList<string> ids)
+    {
+        const string sql = "UPDATE tp_transactions SET acknowledged = participants, completed_ms = @Now WHERE tx_id";
+        var now = UnixMs.From(time.GetUtcNow());
+        if (tx.Dialect == Dialect.Postgres)
+        {
+            await tx.Connection.ExecuteAsync(new CommandDefinition($"{sql} = ANY(@Ids)", new { Ids = ids.Distinct(StringComparer.Ordinal).ToArray(), Now = now }, tx.Transaction));
+        }
+        else
+        {
+            foreach (var id in ids)
+            {
+                await tx.Connection.ExecuteAsync(new CommandDefinition($"{sql} = @Id", new { Id = id, Now = now }, tx.Transaction));
+            }
+        }
+
+        return ids.Select(_ => true).ToList();
+    }
 
     public Task ScheduleRetryAsync(string id, DateTimeOffset nextAttemptAt, CancellationToken cancellationToken) =>
         db.ExecuteAsync(

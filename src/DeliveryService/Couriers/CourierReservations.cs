@@ -71,6 +71,61 @@ public sealed class CourierReservations : IResourceManager
     }
 
     /// <summary>
+    /// Many COMMITs of one group commit: on PostgreSQL every courier becomes busy in one UPDATE and every delivery is
+    /// inserted in one INSERT, sent together (one round trip); on SQLite, in process, one by one.
+    /// </summary>
+    public async Task CommitManyAsync(LocalTransaction tx, IReadOnlyList<LedgerEntry> held, CancellationToken cancellationToken)
+    {
+        if (tx.Dialect != Dialect.Postgres)
+        {
+            foreach (var entry in held)
+            {
+                await CommitAsync(tx, entry.TransactionId, entry.Holding, cancellationToken);
+            }
+
+            return;
+        }
+
+        var holdings = held.Select(e => (e.TransactionId, Held: Held(e.Holding))).OrderBy(h => h.Held.CourierId, StringComparer.Ordinal).ToList();
+        await tx.Connection.ExecuteAsync(new CommandDefinition(
+            """
+            UPDATE couriers c SET status = 'busy' FROM unnest(@Couriers, @Txs) AS u(id, tx) WHERE c.id = u.id AND c.tx_id = u.tx;
+            INSERT INTO deliveries (tx_id, courier_id, order_id, status, created_ms)
+            SELECT u.tx, u.id, u.order_id, 'active', @Now FROM unnest(@Txs, @Couriers, @OrderIds) AS u(tx, id, order_id);
+            """,
+            new
+            {
+                Txs = holdings.Select(h => h.TransactionId).ToArray(),
+                Couriers = holdings.Select(h => h.Held.CourierId).ToArray(),
+                OrderIds = holdings.Select(h => h.Held.OrderId).ToArray(),
+                Now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+            },
+            tx.Transaction,
+            cancellationToken: cancellationToken));
+    }
+
+    /// <summary>Many ABORTs of one group commit: every courier freed in one UPDATE on PostgreSQL.</summary>
+    public async Task ReleaseManyAsync(LocalTransaction tx, IReadOnlyList<LedgerEntry> held, CancellationToken cancellationToken)
+    {
+        if (tx.Dialect != Dialect.Postgres)
+        {
+            foreach (var entry in held)
+            {
+                await ReleaseAsync(tx, entry.TransactionId, entry.Holding, cancellationToken);
+            }
+
+            return;
+        }
+
+        var holdings = held.Select(e => (e.TransactionId, Held: Held(e.Holding))).OrderBy(h => h.Held.CourierId, StringComparer.Ordinal).ToList();
+        await tx.Connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE couriers c SET status = 'free', tx_id = NULL FROM unnest(@Couriers, @Txs) AS u(id, tx) WHERE c.id = u.id AND c.tx_id = u.tx",
+            new { Couriers = holdings.Select(h => h.Held.CourierId).ToArray(), Txs = holdings.Select(h => h.TransactionId).ToArray() },
+            tx.Transaction,
+            cancellationToken: cancellationToken));
+    }
+
+    /// <summary>
     /// The delivery is done: it becomes completed and its courier free again; null when there is no active delivery
     /// for <paramref name="transactionId"/> (then nothing changed). <c>POST /v1/deliveries/{id}/complete</c>, and
     /// the bench's in-process bound.

@@ -98,6 +98,22 @@ public sealed class Api(HttpClient http, Uri order, Uri storage, Uri delivery)
         return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
     }
 
+    /// <summary>POST /v1/transactions/batch with a raw JSON body, with this system's secret or, when <paramref name="authenticated"/> is false, none.</summary>
+    public async Task<(int Status, string Body)> SendBatchAsync(Service participant, string json, bool authenticated = true)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(Participant(participant), "v1/transactions/batch"))
+        {
+            Content = new StringContent(json, Encoding.UTF8, "application/json"),
+        };
+        if (!authenticated)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "not-the-secret");
+        }
+
+        using var response = await http.SendAsync(request);
+        return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
     // ---- storage
 
     public Task<List<Product>> ProductsAsync() => GetAsync<List<Product>>(storage, "v1/products");

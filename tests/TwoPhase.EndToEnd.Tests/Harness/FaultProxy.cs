@@ -18,6 +18,7 @@ public sealed class FaultProxy : IAsyncDisposable
     private readonly HttpClient _forward = new(new SocketsHttpHandler { UseProxy = false, MaxConnectionsPerServer = 256 }) { Timeout = TimeSpan.FromSeconds(30) };
     private readonly ConcurrentDictionary<string, int> _dropBudget = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<string> _seen = new();
+    private readonly ConcurrentQueue<string> _requests = new();
     private readonly Lock _gate = new();
     private TaskCompletionSource? _heal;
     private int _dropped;
@@ -40,6 +41,9 @@ public sealed class FaultProxy : IAsyncDisposable
     /// counts as each message it carries, so a test reads the same whether the coordinator batches or not.
     /// </summary>
     public IReadOnlyCollection<string> Seen => _seen;
+
+    /// <summary>Every HTTP request seen, as sent: "POST /v1/transactions/batch" for a batch.</summary>
+    public IReadOnlyCollection<string> Requests => _requests;
 
     public static async Task<FaultProxy> StartAsync(Uri target)
     {
@@ -85,6 +89,7 @@ public sealed class FaultProxy : IAsyncDisposable
         var path = request.Path.Value ?? "/";
         using var body = new MemoryStream();
         await request.Body.CopyToAsync(body, CancellationToken.None);
+        _requests.Enqueue($"{request.Method} {path}");
         var messages = MessagePaths(path, body.ToArray());
         foreach (var message in messages)
         {

@@ -285,6 +285,46 @@ public abstract class DecisionLogComplianceTests : IAsyncLifetime
         Assert.Empty(await Log.ListAsync("d", 10, None));
     }
 
+    /// <summary>
+    /// Commit decisions arriving together share one group commit and one UPDATE: each is recorded once, a repeat gets
+    /// the same record, and a transaction already aborted keeps its abort. Completions together all land.
+    /// </summary>
+    [Fact]
+    public async Task ConcurrentCommitDecisionsAndCompletions_EachRecordedOnce_EarlierAbortStands()
+    {
+        for (var i = 0; i < 30; i++)
+        {
+            await Log.BeginAsync(Request($"tx-{i:D2}"), Deadline, None);
+        }
+
+        await Log.DecideAsync("tx-29", Decision.Abort, "deadline passed", [], Now, None);
+
+        // 0-28 twice each (a duplicate racing the first), and 29, already aborted.
+        var decided = await Concurrently.RunAsync(59, i => Log.DecideAsync($"tx-{(i == 58 ? 29 : i % 29):D2}", Decision.Commit, null, AllYes, Now + TimeSpan.FromSeconds(4), None));
+
+        for (var i = 0; i < 58; i++)
+        {
+            Assert.Equal((TransactionState.Committed, $"tx-{i % 29:D2}"), (decided[i].State, decided[i].Id));
+            Assert.Equal(AllYes, decided[i].Votes);
+        }
+
+        Assert.Equal((TransactionState.Aborted, "deadline passed"), (decided[58].State, decided[58].Reason));
+
+        await Concurrently.RunAsync(29, async i =>
+        {
+            await Log.AcknowledgeAsync($"tx-{i:D2}", ["storage", "delivery"], complete: true, None);
+            return true;
+        });
+        for (var i = 0; i < 29; i++)
+        {
+            var record = await Log.FindAsync($"tx-{i:D2}", None);
+            Assert.Equal((TransactionState.Committed, true), (record!.State, record.IsCompleted));
+            Assert.Equal(["storage", "delivery"], record.Acknowledged);
+        }
+
+        Assert.Equal(["tx-29"], (await Log.ListUnfinishedAsync(100, None)).Select(r => r.Id));
+    }
+
     private static TransactionRequest Request(string id, string? key = null, string? hash = null) =>
         new(id, [Storage, Delivery], """{"items":[{"sku":"widget","quantity":1}]}""", key, hash);
 

@@ -361,6 +361,43 @@ public abstract class LedgerComplianceTests : IAsyncLifetime
         Assert.Equal(stock.Received, stock.OnHand + stock.Sold);
     }
 
+    /// <summary>
+    /// COMMITs and ABORTs arriving together run as one set write per kind (summed per SKU on PostgreSQL): every
+    /// message gets the answer it would get alone, and the stock moves exactly as the sum of the orders.
+    /// </summary>
+    [Fact]
+    public async Task MixedDecisionsTogether_EachAnsweredAsAlone_StockMovesBySum()
+    {
+        await SeedProductAsync("widget", 100);
+        await SeedProductAsync("gadget", 100);
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.Equal(VoteKind.Yes, (await Storage.PrepareAsync($"tx-{i:D2}", Order(("widget", 1), ("gadget", 2)), None)).Vote);
+        }
+
+        Assert.Equal(VoteKind.No, (await Storage.PrepareAsync("tx-refused", Order(("widget", 1000)), None)).Vote);
+
+        // 0-9 committed twice each, 10-19 aborted twice each, and three that contradict or precede the ledger.
+        var results = await Concurrently.RunAsync(43, i => i switch
+        {
+            < 20 => Storage.CommitAsync($"tx-{i % 10:D2}", None),
+            < 40 => Storage.AbortAsync($"tx-{10 + (i % 10):D2}", None),
+            40 => Storage.CommitAsync("tx-ghost", None),
+            41 => Storage.CommitAsync("tx-refused", None),
+            _ => Storage.AbortAsync("tx-early", None),
+        });
+
+        Assert.All(results[..20], r => Assert.Equal((LedgerState.Committed, false), (r.State, r.Conflict)));
+        Assert.All(results[20..40], r => Assert.Equal((LedgerState.Aborted, false), (r.State, r.Conflict)));
+        Assert.Equal((null, true), (results[40].State, results[40].Conflict));
+        Assert.Equal((LedgerState.Refused, true), (results[41].State, results[41].Conflict));
+        Assert.Equal((LedgerState.Aborted, false), (results[42].State, results[42].Conflict));
+        Assert.Equal(new Stock(90, 0, 10, 100), await StockAsync("widget"));
+        Assert.Equal(new Stock(80, 0, 20, 100), await StockAsync("gadget"));
+        Assert.Null(await Storage.FindAsync("tx-ghost", None));
+        Assert.Equal(LedgerState.Aborted, (await Storage.FindAsync("tx-early", None))!.State);
+    }
+
     // ---- delivery: couriers ---------------------------------------------------------------------
 
     [Fact]
@@ -454,6 +491,34 @@ public abstract class LedgerComplianceTests : IAsyncLifetime
         }
 
         Assert.Equal(10, await ScalarAsync(DeliveryDb, "SELECT COUNT(DISTINCT courier_id) FROM deliveries WHERE status = 'active'"));
+    }
+
+    [Fact]
+    public async Task CourierCommitsAndAbortsTogether_EachCourierBusyOrFree_OneDeliveryPerCommit()
+    {
+        await SeedCouriersAsync(12);
+        for (var i = 0; i < 12; i++)
+        {
+            Assert.Equal(VoteKind.Yes, (await Delivery.PrepareAsync($"tx-{i:D2}", $$"""{"orderId":"order-{{i}}"}""", None)).Vote);
+        }
+
+        var holders = (await CouriersAsync()).ToDictionary(c => c.TxId!, c => c.Id);
+
+        // Even ones committed, odd ones aborted, each message twice.
+        var results = await Concurrently.RunAsync(24, i => i % 12 % 2 == 0 ? Delivery.CommitAsync($"tx-{i % 12:D2}", None) : Delivery.AbortAsync($"tx-{i % 12:D2}", None));
+
+        Assert.All(results, r => Assert.False(r.Conflict));
+        var couriers = (await CouriersAsync()).ToDictionary(c => c.Id);
+        for (var i = 0; i < 12; i++)
+        {
+            var courier = couriers[holders[$"tx-{i:D2}"]];
+            Assert.Equal(i % 2 == 0 ? ("busy", $"tx-{i:D2}") : ("free", null), (courier.Status, courier.TxId));
+        }
+
+        var deliveries = await DeliveryDb.ReadAsync(c => c.QueryAsync<(string, string, string)>(new CommandDefinition("SELECT tx_id, courier_id, order_id FROM deliveries ORDER BY tx_id")), None);
+        Assert.Equal(
+            Enumerable.Range(0, 12).Where(i => i % 2 == 0).Select(i => ($"tx-{i:D2}", holders[$"tx-{i:D2}"], $"order-{i}")),
+            deliveries);
     }
 
     [Fact]
