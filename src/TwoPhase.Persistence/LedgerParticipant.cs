@@ -18,6 +18,7 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
 {
     // The kinds of set write this participant joins its group commit with (created on first use; two racing
     // first uses only make two kinds, which run as two groups).
+    private SetWrite<PrepareItem, (VoteKind, string?)>? _prepares;
     private SetWrite<string, DecisionResult>? _commits;
     private SetWrite<string, DecisionResult>? _aborts;
 
@@ -35,14 +36,90 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
         using var activity = TwoPhaseDiagnostics.StartParticipant("prepare", transactionId);
         await hooks.AtAsync(ProtocolPoint.ParticipantBeforePrepareWritten, transactionId, cancellationToken);
         var now = UnixMs.From(time.GetUtcNow());
-        // Group commit: this PREPARE shares its local transaction and fsync with the others arriving now.
-        var (vote, reason) = await db.WriteBatchedAsync(tx => ReserveAndRecordAsync(tx, transactionId, payload, now, CancellationToken.None), cancellationToken);
+        // Group commit: this PREPARE shares its local transaction and fsync with the others arriving now, and
+        // their ledger rows are claimed in one INSERT.
+        var (vote, reason) = await db.WriteBatchedAsync(
+            _prepares ??= new SetWrite<PrepareItem, (VoteKind, string?)>(PrepareAllAsync), new PrepareItem(transactionId, payload, now), cancellationToken);
 
         await hooks.AtAsync(ProtocolPoint.ParticipantAfterPrepareWritten, transactionId, cancellationToken);
         await hooks.AtAsync(ProtocolPoint.ParticipantBeforePrepareAnswered, transactionId, cancellationToken);
         metrics?.RecordVote(vote);
         activity?.SetTag("twophase.vote", vote.ToWire());
         return (vote, reason);
+    }
+
+    private sealed record PrepareItem(string TransactionId, string Payload, long Now);
+
+    /// <summary>
+    /// The PREPAREs of one batch. On PostgreSQL: each reserves (the domain's conditional updates), then one INSERT
+    /// claims every ledger row at once; an id already claimed (a repeat from an earlier batch, or a tombstone) gives
+    /// back what it just took and is answered from the row that was there. A repeat of an id within the batch does
+    /// not reserve at all and gets the first one's answer. On SQLite, in process, one by one.
+    /// </summary>
+    private async Task<IReadOnlyList<(VoteKind, string?)>> PrepareAllAsync(LocalTransaction tx, IReadOnlyList<PrepareItem> items)
+    {
+        var results = new (VoteKind, string?)[items.Count];
+        if (tx.Dialect != Dialect.Postgres)
+        {
+            for (var i = 0; i < items.Count; i++)
+            {
+                results[i] = await ReserveAndRecordAsync(tx, items[i].TransactionId, items[i].Payload, items[i].Now, CancellationToken.None);
+            }
+
+            return results;
+        }
+
+        var firsts = new List<(int Index, Reservation Reservation)>(items.Count);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < items.Count; i++)
+        {
+            if (seen.Add(items[i].TransactionId))
+            {
+                firsts.Add((i, await resources.ReserveAsync(tx, items[i].TransactionId, items[i].Payload, CancellationToken.None)));
+            }
+        }
+
+        var claimed = (await tx.Connection.QueryAsync<string>(new CommandDefinition(
+            """
+            INSERT INTO tp_ledger (tx_id, state, reason, holding, created_ms, updated_ms)
+            SELECT u.id, u.state, u.reason, u.holding, u.now, u.now FROM unnest(@Ids, @States, @Reasons, @Holdings, @Nows) AS u(id, state, reason, holding, now)
+            ON CONFLICT DO NOTHING RETURNING tx_id
+            """,
+            new
+            {
+                Ids = firsts.Select(f => items[f.Index].TransactionId).ToArray(),
+                States = firsts.Select(f => f.Reservation.Reserved ? "prepared" : "refused").ToArray(),
+                Reasons = firsts.Select(f => f.Reservation.Reserved ? null : f.Reservation.Reason ?? "refused").ToArray(),
+                Holdings = firsts.Select(f => f.Reservation.Holding).ToArray(),
+                Nows = firsts.Select(f => items[f.Index].Now).ToArray(),
+            },
+            tx.Transaction))).ToHashSet(StringComparer.Ordinal);
+
+        var answered = new bool[items.Count];
+        foreach (var (index, reservation) in firsts)
+        {
+            var id = items[index].TransactionId;
+            if (claimed.Contains(id))
+            {
+                results[index] = reservation.Reserved ? (VoteKind.Yes, null) : (VoteKind.No, reservation.Reason ?? "refused");
+                answered[index] = true;
+            }
+            else if (reservation.Reserved)
+            {
+                await resources.ReleaseAsync(tx, id, reservation.Holding, CancellationToken.None);
+            }
+        }
+
+        for (var i = 0; i < items.Count; i++)
+        {
+            if (!answered[i])
+            {
+                var row = await LedgerSql.FindAsync(tx, items[i].TransactionId, CancellationToken.None);
+                results[i] = (ParticipantRules.VoteOf(row!.State), row.Reason);
+            }
+        }
+
+        return results;
     }
 
     private async Task<(VoteKind, string?)> ReserveAndRecordAsync(LocalTransaction tx, string transactionId, string payload, long now, CancellationToken cancellationToken)

@@ -8,6 +8,7 @@ namespace TwoPhase.Persistence;
 public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLog
 {
     // The kinds of set write this log joins the group commits with (created on first use).
+    private SetWrite<BeginItem, bool>? _begins;
     private SetWrite<DecisionItem, Row?>? _decisions;
     private SetWrite<string, bool>? _completions;
 
@@ -42,19 +43,10 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
         var participants = JsonSerializer.Serialize(request.Participants.Select(p => p.Name).ToArray(), PersistenceJson.Default.StringArray);
         // Preparing need not be forced (DESIGN §2): if it is lost, so is the transaction, and presumed
         // abort answers "aborted" to any participant that prepared for it.
-        var inserted = await db.ExecuteAsync(
-            connection => connection.ExecuteAsync(
-                new CommandDefinition(
-                    $"""
-                    INSERT INTO tp_transactions (tx_id, state, participants, payload, idempotency_key, request_hash, created_ms, deadline_ms)
-                    VALUES (@Id, 'preparing', @Participants, @Payload, @Key, @Hash, @Now, @Deadline)
-                    ON CONFLICT DO NOTHING
-                    """,
-                    new { request.Id, Participants = participants, request.Payload, Key = request.IdempotencyKey, Hash = request.RequestHash, Now = now, Deadline = UnixMs.From(deadline) },
-                    cancellationToken: cancellationToken)),
-            cancellationToken,
-            forced: false);
-        if (inserted == 1)
+        // The begins of the moment share one local transaction and one INSERT (relaxed group commit).
+        var item = new BeginItem(request.Id, participants, request.Payload, request.IdempotencyKey, request.RequestHash, now, UnixMs.From(deadline));
+        var inserted = await db.WriteBatchedAsync(_begins ??= new SetWrite<BeginItem, bool>(BeginAllAsync), item, cancellationToken, forced: false);
+        if (inserted)
         {
             var record = new TransactionRecord(
                 request.Id, TransactionState.Preparing, request.Participants.Select(p => p.Name).ToArray(), [], [], null, request.Payload,
@@ -66,6 +58,53 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
             ?? await FindAsync(request.Id, cancellationToken)
             ?? throw new InvalidOperationException($"Transaction {request.Id} conflicted on insert but cannot be found.");
         return (existing, false);
+    }
+
+    private sealed record BeginItem(string Id, string Participants, string Payload, string? Key, string? Hash, long Now, long Deadline);
+
+    /// <summary>
+    /// The begins of one batch: on PostgreSQL one INSERT for all; on SQLite one by one. An item is true when its row
+    /// was inserted, false when its id or idempotency key was already taken (earlier, or by an item before it here).
+    /// </summary>
+    private static async Task<IReadOnlyList<bool>> BeginAllAsync(LocalTransaction tx, IReadOnlyList<BeginItem> items)
+    {
+        const string columns = "tx_id, state, participants, payload, idempotency_key, request_hash, created_ms, deadline_ms";
+        if (tx.Dialect != Dialect.Postgres)
+        {
+            var one = new List<bool>(items.Count);
+            foreach (var item in items)
+            {
+                one.Add(await tx.Connection.ExecuteAsync(new CommandDefinition(
+                    $"INSERT INTO tp_transactions ({columns}) VALUES (@Id, 'preparing', @Participants, @Payload, @Key, @Hash, @Now, @Deadline) ON CONFLICT DO NOTHING",
+                    item,
+                    tx.Transaction)) == 1);
+            }
+
+            return one;
+        }
+
+        var inserted = (await tx.Connection.QueryAsync<string>(new CommandDefinition(
+            $"""
+            INSERT INTO tp_transactions ({columns})
+            SELECT u.id, 'preparing', u.participants, u.payload, u.key, u.hash, u.now, u.deadline
+            FROM unnest(@Ids, @Participants, @Payloads, @Keys, @Hashes, @Nows, @Deadlines) AS u(id, participants, payload, key, hash, now, deadline)
+            ON CONFLICT DO NOTHING RETURNING tx_id
+            """,
+            new
+            {
+                Ids = items.Select(i => i.Id).ToArray(),
+                Participants = items.Select(i => i.Participants).ToArray(),
+                Payloads = items.Select(i => i.Payload).ToArray(),
+                Keys = items.Select(i => i.Key).ToArray(),
+                Hashes = items.Select(i => i.Hash).ToArray(),
+                Nows = items.Select(i => i.Now).ToArray(),
+                Deadlines = items.Select(i => i.Deadline).ToArray(),
+            },
+            tx.Transaction))).ToHashSet(StringComparer.Ordinal);
+
+        // The same id twice in one batch: only the first was inserted.
+        var claimed = new HashSet<string>(StringComparer.Ordinal);
+        return items.Select(i => inserted.Contains(i.Id) && claimed.Add(i.Id)).ToList();
     }
 
     public async Task<TransactionRecord> DecideAsync(string id, Decision decision, string? reason, IReadOnlyList<Vote> votes, DateTimeOffset nextAttemptAt, CancellationToken cancellationToken)

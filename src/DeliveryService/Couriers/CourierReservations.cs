@@ -126,6 +126,48 @@ public sealed class CourierReservations : IResourceManager
     }
 
     /// <summary>
+    /// Completions as a set write: the completions of the moment join the group commit, and on PostgreSQL run as one
+    /// UPDATE of the deliveries and one of their couriers. An id twice in one batch: the first completes it, the
+    /// repeat finds no active delivery (null), as it would alone.
+    /// </summary>
+    public static SetWrite<string, Delivery?> Completions { get; } = new(CompleteAllAsync);
+
+    private static async Task<IReadOnlyList<Delivery?>> CompleteAllAsync(LocalTransaction tx, IReadOnlyList<string> ids)
+    {
+        var results = new List<Delivery?>(ids.Count);
+        if (tx.Dialect != Dialect.Postgres)
+        {
+            foreach (var id in ids)
+            {
+                results.Add(await CompleteAsync(tx, id, CancellationToken.None));
+            }
+
+            return results;
+        }
+
+        var done = (await tx.Connection.QueryAsync<Delivery>(new CommandDefinition(
+            "UPDATE deliveries SET status = 'completed', completed_ms = @Now WHERE tx_id = ANY(@Ids) AND status = 'active' RETURNING tx_id AS TransactionId, courier_id AS CourierId, order_id AS OrderId, status AS Status",
+            new { Ids = ids.Distinct(StringComparer.Ordinal).ToArray(), Now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() },
+            tx.Transaction))).OrderBy(d => d.CourierId, StringComparer.Ordinal).ToList();
+        if (done.Count > 0)
+        {
+            await tx.Connection.ExecuteAsync(new CommandDefinition(
+                "UPDATE couriers c SET status = 'free', tx_id = NULL FROM unnest(@Couriers, @Txs) AS u(id, tx) WHERE c.id = u.id AND c.tx_id = u.tx",
+                new { Couriers = done.Select(d => d.CourierId).ToArray(), Txs = done.Select(d => d.TransactionId).ToArray() },
+                tx.Transaction));
+        }
+
+        var byId = done.ToDictionary(d => d.TransactionId, StringComparer.Ordinal);
+        foreach (var id in ids)
+        {
+            // The first occurrence takes it; a repeat in the same batch finds it completed already.
+            results.Add(byId.Remove(id, out var delivery) ? delivery : null);
+        }
+
+        return results;
+    }
+
+    /// <summary>
     /// The delivery is done: it becomes completed and its courier free again; null when there is no active delivery
     /// for <paramref name="transactionId"/> (then nothing changed). <c>POST /v1/deliveries/{id}/complete</c>, and
     /// the bench's in-process bound.

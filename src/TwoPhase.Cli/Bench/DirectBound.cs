@@ -123,12 +123,12 @@ public sealed class DirectBound : IAsyncDisposable
         return new Attempt(commit ? BenchOutcome.Committed : BenchOutcome.Aborted, id);
     }
 
-    /// <summary>The delivery service's <c>POST /v1/deliveries/{id}/complete</c>: the same statements in one forced local transaction.</summary>
+    /// <summary>The delivery service's <c>POST /v1/deliveries/{id}/complete</c>: the same set write through the same group commit.</summary>
     public async Task<bool> CompleteAsync(Attempt attempt, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(attempt);
         return attempt.TransactionId is { } id
-            && await _delivery.WriteAsync(tx => CourierReservations.CompleteAsync(tx, id, cancellationToken), cancellationToken) is not null;
+            && await _delivery.WriteBatchedAsync(CourierReservations.Completions, id, cancellationToken) is not null;
     }
 
     public async ValueTask DisposeAsync()

@@ -325,6 +325,20 @@ public abstract class DecisionLogComplianceTests : IAsyncLifetime
         Assert.Equal(["tx-29"], (await Log.ListUnfinishedAsync(100, None)).Select(r => r.Id));
     }
 
+    /// <summary>Begins arriving together share one INSERT: distinct ones are all created; one idempotency key is taken once.</summary>
+    [Fact]
+    public async Task ConcurrentBegins_DistinctAllCreated_SameKeyCreatedOnce()
+    {
+        var distinct = await Concurrently.RunAsync(30, i => Log.BeginAsync(Request($"tx-{i:D2}", key: $"key-{i:D2}", hash: "h"), Deadline, None));
+        Assert.All(distinct, d => Assert.True(d.Created));
+        Assert.Equal(30, (await Log.ListUnfinishedAsync(100, None)).Count);
+
+        var sameKey = await Concurrently.RunAsync(20, i => Log.BeginAsync(Request($"retry-{i:D2}", key: "one-key", hash: "h"), Deadline, None));
+        var created = Assert.Single(sameKey, d => d.Created);
+        Assert.All(sameKey, d => Assert.Equal(created.Record.Id, d.Record.Id));
+        Assert.Equal(31, (await Log.ListUnfinishedAsync(100, None)).Count);
+    }
+
     private static TransactionRequest Request(string id, string? key = null, string? hash = null) =>
         new(id, [Storage, Delivery], """{"items":[{"sku":"widget","quantity":1}]}""", key, hash);
 

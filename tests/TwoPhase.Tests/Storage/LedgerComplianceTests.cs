@@ -521,6 +521,30 @@ public abstract class LedgerComplianceTests : IAsyncLifetime
             deliveries);
     }
 
+    /// <summary>Completions arriving together (each twice): every delivery completed once, its courier free; a repeat finds nothing active.</summary>
+    [Fact]
+    public async Task DeliveryCompletionsTogether_EachCompletedOnce_CouriersFree()
+    {
+        await SeedCouriersAsync(6);
+        for (var i = 0; i < 6; i++)
+        {
+            await Delivery.PrepareAsync($"tx-{i}", "{}", None);
+            await Delivery.CommitAsync($"tx-{i}", None);
+        }
+
+        var done = await Concurrently.RunAsync(12, i => DeliveryDb.WriteBatchedAsync(CourierReservations.Completions, $"tx-{i % 6}", None));
+
+        for (var i = 0; i < 6; i++)
+        {
+            // Exactly one of the two completions of each delivery found it active.
+            var completed = Assert.Single(new[] { done[i], done[i + 6] }, d => d is not null)!;
+            Assert.Equal(($"tx-{i}", "completed"), (completed.TransactionId, completed.Status));
+        }
+
+        Assert.All(await CouriersAsync(), c => Assert.Equal(("free", null), (c.Status, c.TxId)));
+        Assert.Equal(6, await ScalarAsync(DeliveryDb, "SELECT COUNT(*) FROM deliveries WHERE status = 'completed'"));
+    }
+
     [Fact]
     public async Task ConcurrentDuplicatePreparesOfOneId_HoldOneCourier()
     {
