@@ -311,7 +311,8 @@ internal static class BenchCommand
                     // code, and re-JIT it, well past a 10 s warm-up, at 3-4 times the CPU per order of services
                     // that have run for minutes. Full JIT from the start measures the steady state at once
                     // (the figures match long-running services); docs/performance.md says so next to the results.
-                    ["DOTNET_TieredCompilation"] = "0",
+                    // A DOTNET_TieredCompilation set for the bench itself is passed on instead (to compare).
+                    ["DOTNET_TieredCompilation"] = Environment.GetEnvironmentVariable("DOTNET_TieredCompilation") ?? "0",
                 },
             },
             http);
