@@ -104,6 +104,11 @@ public static class Cases
 
     private static string Order(string sku = "widget", long quantity = 1) => $$"""{"items":[{"sku":"{{sku}}","quantity":{{quantity}}}]}""";
 
+    /// <summary>A batch of the given messages (each a JSON object).</summary>
+    private static string Batch(params string[] messages) => $$"""{"messages":[{{string.Join(",", messages)}}]}""";
+
+    private static string PrepareMessage(string id) => $$"""{"type":"prepare","transactionId":"{{id}}","body":{{Prepare(id)}}}""";
+
     private static string Prepare(string orderId) => $$"""{"orderId":"{{orderId}}","items":[{"sku":"widget","quantity":1}]}""";
 
     private static string Legacy(string tx) => $$"""{"transactionId":"{{tx}}","orderId":7}""";
@@ -127,6 +132,7 @@ public static class Cases
             Gen.Select(svcParticipant, Fresh, (svc, id) => ("POST", svc, $"/v1/transactions/{id}/prepare", (string?)Prepare(id))),
             Gen.Select(svcParticipant, idOrCommitted, Gen.OneOf("commit", "abort"), (svc, id, verb) => ("POST", svc, $"/v1/transactions/{id}/{verb}", (string?)"{}")),
             Gen.Select(svcParticipant, idOrCommitted, (svc, id) => ("GET", svc, $"/v1/transactions/{id}", (string?)null)),
+            Gen.Select(svcParticipant, Fresh, (svc, id) => ("POST", svc, "/v1/transactions/batch", (string?)Batch(PrepareMessage(id)))),
             Gen.Select(svcParticipant, Gen.OneOf("/v1/transactions", "/v1/transactions?limit=5", "/v1/admin/prepared"), (svc, path) => ("GET", svc, path, (string?)null)),
             Gen.Select(svcParticipant, Gen.OneOf("prepare", "commit", "rollback"), idOrCommitted, (svc, verb, id) => ("POST", svc, $"/{verb}", (string?)Legacy(id))),
             Fresh.Select(sku => ("POST", Svc.Storage, "/v1/products", (string?)$$"""{"sku":"{{sku}}","name":"Fuzz","stock":5}""")),
@@ -195,6 +201,7 @@ public static class Cases
         var bodyEndpoints = Gen.OneOf(
             Gen.Const((Svc.Order, orderPath, Order(), false)),
             Gen.Select(svcParticipant, Fresh, (svc, id) => (svc, $"/v1/transactions/{id}/prepare", Prepare(id), false)),
+            Gen.Select(svcParticipant, Fresh, (svc, id) => (svc, "/v1/transactions/batch", Batch(PrepareMessage(id)), false)),
             Gen.Select(svcParticipant, Gen.OneOf("prepare", "commit", "rollback"), Fresh, (svc, verb, id) => (svc, $"/{verb}", Legacy(id), true)),
             Fresh.Select(sku => (Svc.Storage, "/v1/products", $$"""{"sku":"{{sku}}","name":"Fuzz","stock":5}""", false)),
             Gen.Const((Svc.Storage, "/v1/products/widget/restock", """{"quantity":5}""", false)),
@@ -246,6 +253,26 @@ public static class Cases
         Add("prepare: replayed", Gen.Select(svcParticipant, Gen.Bool, (svc, legacy) => legacy
             ? Case("prepare: replayed", svc, "POST", "/prepare", Legacy(w.CommittedTx), Credentials.Right, 200)
             : Case("prepare: replayed", svc, "POST", $"/v1/transactions/{w.CommittedTx}/prepare", Prepare(w.CommittedTx), Credentials.Right, 200)));
+        // Batches: refused whole (400) for any bad envelope or message, so the good messages beside it are not applied either.
+        var badMessage = Gen.OneOf(
+            BadId.Select(b => $$"""{"type":"abort","transactionId":{{JsonSerializer.Serialize(b)}}}"""),
+            NotAnObject.Select(b => $$"""{"type":"prepare","transactionId":"fz-batch","body":{{b}}}"""),
+            Gen.OneOf(
+                """{"type":"prepare","transactionId":"fz-batch"}""", """{"type":"prepare","transactionId":"fz-batch","body":{"orderId":{}}}""",
+                """{"type":"commit","transactionId":"fz-batch","body":{"x":1}}""", """{"type":"vote","transactionId":"fz-batch"}""", """{"transactionId":"fz-batch"}""",
+                """{"type":"abort","transactionId":"fz-batch","traceparent":"00-zz"}""", """{"type":"abort","transactionId":"fz-batch","extra":1}""", "null", "7", "[]"));
+        Add("batch: bad", Gen.Select(svcParticipant, Fresh, badMessage, Gen.Int[0, 5], Malformed, (svc, id, bad, which, junk) =>
+            Case("batch: bad", svc, "POST", "/v1/transactions/batch", which switch
+            {
+                0 => Batch(PrepareMessage(id), bad),
+                1 => Batch(bad, $$"""{"type":"abort","transactionId":"{{id}}"}"""),
+                2 => """{"messages":[]}""",
+                3 => "{\"messages\":[" + string.Join(",", Enumerable.Range(0, 129).Select(i => $$"""{"type":"abort","transactionId":"{{id}}-{{i}}"}""")) + "]}",
+                4 => junk,
+                _ => $$"""{"messages":[{{PrepareMessage(id)}}],"more":1}""",
+            }, Credentials.Right, 400)));
+        Add("batch: replayed", svcParticipant.Select(svc => Case("batch: replayed", svc, "POST", "/v1/transactions/batch",
+            Batch(PrepareMessage(w.CommittedTx), $$"""{"type":"commit","transactionId":"{{w.CommittedTx}}"}"""), Credentials.Right, 200)));
         Add("old protocol: bad body", Gen.Select(svcParticipant, Gen.OneOf("prepare", "commit", "rollback"), Gen.OneOf(
             Malformed, NotAnObject, BadId.Select(b => $$"""{"transactionId":{{JsonSerializer.Serialize(b)}},"orderId":1}"""),
             Gen.OneOf("{}", "{\"orderId\":1}", "{\"transactionId\":null}", "{\"transactionId\":{}}", "{\"transactionId\":true}", "{\"transactionId\":\"t1\",\"orderId\":{}}",
