@@ -321,18 +321,6 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
             cancellationToken,
             forced: false);
 
-    /// <summary>Counts by state, and the age of the oldest prepared row.</summary>
-    public Task<(IReadOnlyDictionary<string, long> ByState, DateTimeOffset? OldestPrepared)> StatsAsync(CancellationToken cancellationToken) =>
-        db.ReadAsync<(IReadOnlyDictionary<string, long>, DateTimeOffset?)>(
-            async connection =>
-            {
-                var counts = (await connection.QueryAsync<(string, long)>(new CommandDefinition("SELECT state, COUNT(*) FROM tp_ledger GROUP BY state", cancellationToken: cancellationToken)))
-                    .ToDictionary(r => r.Item1, r => r.Item2);
-                var oldest = await connection.ExecuteScalarAsync<long?>(new CommandDefinition("SELECT MIN(created_ms) FROM tp_ledger WHERE state = 'prepared'", cancellationToken: cancellationToken));
-                return (counts, UnixMs.To(oldest));
-            },
-            cancellationToken);
-
     private Task<IReadOnlyList<LedgerEntry>> QueryAsync(string sql, object args, CancellationToken cancellationToken) =>
         db.ReadAsync<IReadOnlyList<LedgerEntry>>(
             async connection => (await connection.QueryAsync<LedgerSql.Row>(new CommandDefinition(sql, args, cancellationToken: cancellationToken))).Select(r => r.ToEntry()).ToList(),

@@ -261,18 +261,6 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
     public Task<IReadOnlyList<TransactionRecord>> ListRecentAsync(int limit, CancellationToken cancellationToken) =>
         QueryAsync($"SELECT {Columns} FROM tp_transactions ORDER BY tx_id DESC LIMIT @Limit", new { Limit = limit }, cancellationToken);
 
-    /// <summary>Counts for metrics and the dashboard: not completed, and by state.</summary>
-    public Task<IReadOnlyList<(string State, bool Completed, long Count)>> CountAsync(CancellationToken cancellationToken) =>
-        db.ReadAsync<IReadOnlyList<(string, bool, long)>>(
-            async connection =>
-            {
-                var rows = await connection.QueryAsync<(string, long, long)>(new CommandDefinition(
-                    "SELECT state, CASE WHEN completed_ms IS NULL THEN 0 ELSE 1 END, COUNT(*) FROM tp_transactions GROUP BY state, CASE WHEN completed_ms IS NULL THEN 0 ELSE 1 END",
-                    cancellationToken: cancellationToken));
-                return rows.Select(r => (r.Item1, r.Item2 == 1, r.Item3)).ToList();
-            },
-            cancellationToken);
-
     private Task<TransactionRecord?> QueryOneAsync(string sql, object args, CancellationToken cancellationToken) =>
         db.ReadAsync(
             async connection => (await connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(sql, args, cancellationToken: cancellationToken)))?.ToRecord(),
