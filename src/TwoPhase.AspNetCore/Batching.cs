@@ -177,7 +177,12 @@ public sealed class BatchingParticipantTransport : IParticipantTransport, IAsync
             _slots = new SemaphoreSlim(owner._maxInFlight, owner._maxInFlight);
             // Bounded: beyond it a caller waits (and its own deadline still applies), never an unbounded queue.
             _queue = Channel.CreateBounded<Pending>(new BoundedChannelOptions(owner._queueCapacity) { FullMode = BoundedChannelFullMode.Wait, SingleReader = true });
-            _loop = Task.Run(RunAsync);
+            // Not the first caller's context: the loop must not run, and send every batch, inside that order's
+            // trace (Activity.Current) and logging scope.
+            using (ExecutionContext.SuppressFlow())
+            {
+                _loop = Task.Run(RunAsync);
+            }
         }
 
         public async Task<(BatchResult? Answer, string? Failure)> SendAsync(Pending message, CancellationToken cancellationToken)

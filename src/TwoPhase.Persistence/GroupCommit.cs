@@ -30,7 +30,11 @@ internal sealed class GroupCommit : IAsyncDisposable
         _write = write;
         _maxBatch = maxBatch;
         _queue = Channel.CreateBounded<Unit>(new BoundedChannelOptions(capacity) { FullMode = BoundedChannelFullMode.Wait, SingleReader = writers == 1 });
-        _writers = Enumerable.Range(0, writers).Select(_ => Task.Run(RunAsync)).ToArray();
+        // Created on first use, inside some request: its trace and logging scope must not flow into the writers.
+        using (ExecutionContext.SuppressFlow())
+        {
+            _writers = Enumerable.Range(0, writers).Select(_ => Task.Run(RunAsync)).ToArray();
+        }
     }
 
     public async Task<T> WriteAsync<T>(Func<LocalTransaction, Task<T>> work, CancellationToken cancellationToken)
