@@ -171,11 +171,29 @@ internal sealed class GroupCommit : IAsyncDisposable
 
 /// <summary>
 /// A kind of write that many callers make at the same moment and that can run for all of them at once, inside
-/// the shared local transaction of a group commit. <c>runAll</c> gets the items in arrival order (the same item may
-/// come twice) and answers one result per item, in the same order; like any group-commit unit it must leave no
-/// partial change for an item it decides not to act on.
+/// the shared local transaction of a group commit. <c>one</c> writes one item; <c>all</c>, when given, writes every
+/// item of the batch in a few set-oriented statements and is used on PostgreSQL, where each statement is a round
+/// trip (on SQLite, in process, the items simply run one after the other). <c>all</c> gets the items in arrival
+/// order (the same item may come twice) and answers one result per item, in the same order; like any group-commit
+/// unit, both must leave no partial change for an item they decide not to act on.
 /// </summary>
-public sealed class SetWrite<TItem, TResult>(Func<LocalTransaction, IReadOnlyList<TItem>, Task<IReadOnlyList<TResult>>> runAll)
+public sealed class SetWrite<TItem, TResult>(
+    Func<LocalTransaction, TItem, Task<TResult>> one,
+    Func<LocalTransaction, IReadOnlyList<TItem>, Task<IReadOnlyList<TResult>>>? all = null)
 {
-    internal Task<IReadOnlyList<TResult>> RunAsync(LocalTransaction tx, IReadOnlyList<TItem> items) => runAll(tx, items);
+    internal async Task<IReadOnlyList<TResult>> RunAsync(LocalTransaction tx, IReadOnlyList<TItem> items)
+    {
+        if (all is not null && tx.Dialect == Dialect.Postgres)
+        {
+            return await all(tx, items);
+        }
+
+        var results = new List<TResult>(items.Count);
+        foreach (var item in items)
+        {
+            results.Add(await one(tx, item));
+        }
+
+        return results;
+    }
 }

@@ -46,7 +46,8 @@ public interface IResourceManager
 
     /// <summary>
     /// <see cref="CommitAsync"/> for many transactions at once (each once), in the shared local transaction of a group
-    /// commit. Override it with set-oriented statements where round trips matter (PostgreSQL); by default, one by one.
+    /// commit on PostgreSQL (on SQLite each is committed alone). Override it with set-oriented statements: each
+    /// statement is a round trip. By default, one by one.
     /// </summary>
     async Task CommitManyAsync(LocalTransaction tx, IReadOnlyList<LedgerEntry> held, CancellationToken cancellationToken)
     {

@@ -39,7 +39,9 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
         // Group commit: this PREPARE shares its local transaction and fsync with the others arriving now, and
         // their ledger rows are claimed in one INSERT.
         var (vote, reason) = await db.WriteBatchedAsync(
-            _prepares ??= new SetWrite<PrepareItem, (VoteKind, string?)>(PrepareAllAsync), new PrepareItem(transactionId, payload, now), cancellationToken);
+            _prepares ??= new SetWrite<PrepareItem, (VoteKind, string?)>((tx, item) => ReserveAndRecordAsync(tx, item.TransactionId, item.Payload, item.Now, CancellationToken.None), PrepareAllAsync),
+            new PrepareItem(transactionId, payload, now),
+            cancellationToken);
 
         await hooks.AtAsync(ProtocolPoint.ParticipantAfterPrepareWritten, transactionId, cancellationToken);
         await hooks.AtAsync(ProtocolPoint.ParticipantBeforePrepareAnswered, transactionId, cancellationToken);
@@ -51,24 +53,14 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
     private sealed record PrepareItem(string TransactionId, string Payload, long Now);
 
     /// <summary>
-    /// The PREPAREs of one batch. On PostgreSQL: each reserves (the domain's conditional updates), then one INSERT
+    /// The PREPAREs of one batch, on PostgreSQL: each reserves (the domain's conditional updates), then one INSERT
     /// claims every ledger row at once; an id already claimed (a repeat from an earlier batch, or a tombstone) gives
     /// back what it just took and is answered from the row that was there. A repeat of an id within the batch does
-    /// not reserve at all and gets the first one's answer. On SQLite, in process, one by one.
+    /// not reserve at all and gets the first one's answer.
     /// </summary>
     private async Task<IReadOnlyList<(VoteKind, string?)>> PrepareAllAsync(LocalTransaction tx, IReadOnlyList<PrepareItem> items)
     {
         var results = new (VoteKind, string?)[items.Count];
-        if (tx.Dialect != Dialect.Postgres)
-        {
-            for (var i = 0; i < items.Count; i++)
-            {
-                results[i] = await ReserveAndRecordAsync(tx, items[i].TransactionId, items[i].Payload, items[i].Now, CancellationToken.None);
-            }
-
-            return results;
-        }
-
         var firsts = new List<(int Index, Reservation Reservation)>(items.Count);
         var seen = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < items.Count; i++)
@@ -161,7 +153,10 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
         using var activity = TwoPhaseDiagnostics.StartParticipant("commit", transactionId);
         await hooks.AtAsync(ProtocolPoint.ParticipantBeforeCommitWritten, transactionId, cancellationToken);
         // Group commit, and the COMMITs of the moment together: one UPDATE moves every prepared row at once.
-        var result = await db.WriteBatchedAsync(_commits ??= new SetWrite<string, DecisionResult>((tx, ids) => DecideAllAsync(tx, ids, LedgerState.Committed)), transactionId, cancellationToken);
+        var result = await db.WriteBatchedAsync(
+            _commits ??= new SetWrite<string, DecisionResult>((tx, id) => DecideOneAsync(tx, id, LedgerState.Committed), (tx, ids) => DecideAllAsync(tx, ids, LedgerState.Committed)),
+            transactionId,
+            cancellationToken);
         await hooks.AtAsync(ProtocolPoint.ParticipantAfterCommitWritten, transactionId, cancellationToken);
         metrics?.RecordParticipantDecision(Decision.Commit, result.Conflict);
         return result;
@@ -172,20 +167,43 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
     {
         using var activity = TwoPhaseDiagnostics.StartParticipant("abort", transactionId);
         await hooks.AtAsync(ProtocolPoint.ParticipantBeforeAbortWritten, transactionId, cancellationToken);
-        var result = await db.WriteBatchedAsync(_aborts ??= new SetWrite<string, DecisionResult>((tx, ids) => DecideAllAsync(tx, ids, LedgerState.Aborted)), transactionId, cancellationToken);
+        var result = await db.WriteBatchedAsync(
+            _aborts ??= new SetWrite<string, DecisionResult>((tx, id) => DecideOneAsync(tx, id, LedgerState.Aborted), (tx, ids) => DecideAllAsync(tx, ids, LedgerState.Aborted)),
+            transactionId,
+            cancellationToken);
         await hooks.AtAsync(ProtocolPoint.ParticipantAfterAbortWritten, transactionId, cancellationToken);
         metrics?.RecordParticipantDecision(Decision.Abort, result.Conflict);
         return result;
     }
 
     /// <summary>
-    /// The COMMITs (or ABORTs) of one batch. The usual case, prepared rows, in two statements for all of them: the
-    /// conditional UPDATE that moves them and learns what they hold, then the domain's set-oriented commit or release.
-    /// Every other id (a repeat, an unknown one, a contradiction) is answered one by one from the ledger.
+    /// One COMMIT (or ABORT): the usual case, a prepared row, in one conditional UPDATE that moves it and learns what
+    /// it holds, then the domain's commit or release; anything else is answered from the ledger.
+    /// </summary>
+    private async Task<DecisionResult> DecideOneAsync(LocalTransaction tx, string transactionId, LedgerState final)
+    {
+        if (await TransitionAsync(tx, transactionId, final, CancellationToken.None) is not { } held)
+        {
+            return await AnswerUnpreparedAsync(tx, transactionId, final);
+        }
+
+        await (final == LedgerState.Committed
+            ? resources.CommitAsync(tx, transactionId, held.Holding, CancellationToken.None)
+            : resources.ReleaseAsync(tx, transactionId, held.Holding, CancellationToken.None));
+        return new DecisionResult(final, false, null);
+    }
+
+    /// <summary>
+    /// The COMMITs (or ABORTs) of one batch, on PostgreSQL: the prepared rows in two statements for all of them, the
+    /// UPDATE that moves them and learns what they hold, then the domain's set-oriented commit or release. Every
+    /// other id (a repeat, an unknown one, a contradiction) is answered one by one from the ledger.
     /// </summary>
     private async Task<IReadOnlyList<DecisionResult>> DecideAllAsync(LocalTransaction tx, IReadOnlyList<string> ids, LedgerState final)
     {
-        var moved = await TransitionAllAsync(tx, ids, final, CancellationToken.None);
+        var moved = (await tx.Connection.QueryAsync<LedgerSql.Row>(new CommandDefinition(
+            $"UPDATE tp_ledger SET state = @State, updated_ms = @Now, next_check_ms = NULL WHERE tx_id = ANY(@Ids) AND state = 'prepared' RETURNING {LedgerSql.Columns}",
+            new { Ids = ids.Distinct(StringComparer.Ordinal).ToArray(), State = final.ToWire(), Now = UnixMs.From(time.GetUtcNow()) },
+            tx.Transaction))).ToDictionary(r => r.tx_id, r => r.ToEntry(), StringComparer.Ordinal);
         if (moved.Count > 0)
         {
             var held = moved.Values.ToList();
@@ -197,13 +215,14 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
         var results = new List<DecisionResult>(ids.Count);
         foreach (var id in ids)
         {
-            results.Add(moved.ContainsKey(id)
-                ? new DecisionResult(final, false, null)
-                : final == LedgerState.Committed ? await CommitUnpreparedAsync(tx, id) : await AbortUnpreparedAsync(tx, id));
+            results.Add(moved.ContainsKey(id) ? new DecisionResult(final, false, null) : await AnswerUnpreparedAsync(tx, id, final));
         }
 
         return results;
     }
+
+    private Task<DecisionResult> AnswerUnpreparedAsync(LocalTransaction tx, string transactionId, LedgerState final) =>
+        final == LedgerState.Committed ? CommitUnpreparedAsync(tx, transactionId) : AbortUnpreparedAsync(tx, transactionId);
 
     /// <summary>A COMMIT for a row that is not prepared: a repeat is answered from the ledger, anything else is a conflict.</summary>
     private static async Task<DecisionResult> CommitUnpreparedAsync(LocalTransaction tx, string transactionId)
@@ -241,39 +260,6 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
         return ParticipantRules.OnAbort(row?.State) == ParticipantAction.AnswerFromLedger
             ? new DecisionResult(row!.State, false, null)
             : new DecisionResult(row?.State, true, "abort for a transaction already committed here");
-    }
-
-    /// <summary>
-    /// prepared -> <paramref name="final"/> for every id that is prepared, returning what each held. On PostgreSQL one
-    /// UPDATE for all (one round trip); on SQLite, in process, one by one. The row locks serialise concurrent decisions.
-    /// </summary>
-    private async Task<Dictionary<string, LedgerEntry>> TransitionAllAsync(LocalTransaction tx, IReadOnlyList<string> ids, LedgerState final, CancellationToken cancellationToken)
-    {
-        var moved = new Dictionary<string, LedgerEntry>(StringComparer.Ordinal);
-        if (tx.Dialect == Dialect.Postgres)
-        {
-            var rows = await tx.Connection.QueryAsync<LedgerSql.Row>(new CommandDefinition(
-                $"UPDATE tp_ledger SET state = @State, updated_ms = @Now, next_check_ms = NULL WHERE tx_id = ANY(@Ids) AND state = 'prepared' RETURNING {LedgerSql.Columns}",
-                new { Ids = ids.Distinct(StringComparer.Ordinal).ToArray(), State = final.ToWire(), Now = UnixMs.From(time.GetUtcNow()) },
-                tx.Transaction,
-                cancellationToken: cancellationToken));
-            foreach (var row in rows)
-            {
-                moved[row.tx_id] = row.ToEntry();
-            }
-
-            return moved;
-        }
-
-        foreach (var id in ids)
-        {
-            if (await TransitionAsync(tx, id, final, cancellationToken) is { } entry)
-            {
-                moved[id] = entry;
-            }
-        }
-
-        return moved;
     }
 
     /// <summary>

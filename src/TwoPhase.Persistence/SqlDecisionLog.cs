@@ -45,7 +45,7 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
         // abort answers "aborted" to any participant that prepared for it.
         // The begins of the moment share one local transaction and one INSERT (relaxed group commit).
         var item = new BeginItem(request.Id, participants, request.Payload, request.IdempotencyKey, request.RequestHash, now, UnixMs.From(deadline));
-        var inserted = await db.WriteBatchedAsync(_begins ??= new SetWrite<BeginItem, bool>(BeginAllAsync), item, cancellationToken, forced: false);
+        var inserted = await db.WriteBatchedAsync(_begins ??= new SetWrite<BeginItem, bool>(BeginOneAsync, BeginAllAsync), item, cancellationToken, forced: false);
         if (inserted)
         {
             var record = new TransactionRecord(
@@ -62,30 +62,21 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
 
     private sealed record BeginItem(string Id, string Participants, string Payload, string? Key, string? Hash, long Now, long Deadline);
 
-    /// <summary>
-    /// The begins of one batch: on PostgreSQL one INSERT for all; on SQLite one by one. An item is true when its row
-    /// was inserted, false when its id or idempotency key was already taken (earlier, or by an item before it here).
-    /// </summary>
+    private const string BeginColumns = "tx_id, state, participants, payload, idempotency_key, request_hash, created_ms, deadline_ms";
+
+    /// <summary>One begin: true when its row was inserted, false when its id or idempotency key was already taken.</summary>
+    private static async Task<bool> BeginOneAsync(LocalTransaction tx, BeginItem item) =>
+        await tx.Connection.ExecuteAsync(new CommandDefinition(
+            $"INSERT INTO tp_transactions ({BeginColumns}) VALUES (@Id, 'preparing', @Participants, @Payload, @Key, @Hash, @Now, @Deadline) ON CONFLICT DO NOTHING",
+            item,
+            tx.Transaction)) == 1;
+
+    /// <summary>The begins of one batch, on PostgreSQL: one INSERT for all; as <see cref="BeginOneAsync"/> for each (a repeat of an id here is taken).</summary>
     private static async Task<IReadOnlyList<bool>> BeginAllAsync(LocalTransaction tx, IReadOnlyList<BeginItem> items)
     {
-        const string columns = "tx_id, state, participants, payload, idempotency_key, request_hash, created_ms, deadline_ms";
-        if (tx.Dialect != Dialect.Postgres)
-        {
-            var one = new List<bool>(items.Count);
-            foreach (var item in items)
-            {
-                one.Add(await tx.Connection.ExecuteAsync(new CommandDefinition(
-                    $"INSERT INTO tp_transactions ({columns}) VALUES (@Id, 'preparing', @Participants, @Payload, @Key, @Hash, @Now, @Deadline) ON CONFLICT DO NOTHING",
-                    item,
-                    tx.Transaction)) == 1);
-            }
-
-            return one;
-        }
-
         var inserted = (await tx.Connection.QueryAsync<string>(new CommandDefinition(
             $"""
-            INSERT INTO tp_transactions ({columns})
+            INSERT INTO tp_transactions ({BeginColumns})
             SELECT u.id, 'preparing', u.participants, u.payload, u.key, u.hash, u.now, u.deadline
             FROM unnest(@Ids, @Participants, @Payloads, @Keys, @Hashes, @Nows, @Deadlines) AS u(id, participants, payload, key, hash, now, deadline)
             ON CONFLICT DO NOTHING RETURNING tx_id
@@ -114,7 +105,7 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
         var row = decision == Decision.Commit
             // The commit point must be on disk before any COMMIT leaves. Concurrent commit decisions share one
             // local transaction and its fsync (group commit), and one UPDATE for all of them.
-            ? await db.WriteBatchedAsync(_decisions ??= new SetWrite<DecisionItem, Row?>(DecideAllAsync), item, cancellationToken)
+            ? await db.WriteBatchedAsync(_decisions ??= new SetWrite<DecisionItem, Row?>((tx, item) => DecideOneAsync(tx.Connection, tx.Transaction, item), DecideAllAsync), item, cancellationToken)
             // An abort may be lost (presumed abort): not forced.
             : await db.ExecuteAsync(c => DecideOneAsync(c, null, item), cancellationToken, forced: false);
         if (row is not null)
@@ -142,22 +133,11 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
             DecideSql, new { item.Id, item.State, item.Reason, item.Votes, Now = UnixMs.From(time.GetUtcNow()), item.Next }, transaction));
 
     /// <summary>
-    /// The decisions of one group commit: on PostgreSQL one UPDATE for all (one round trip); on SQLite, in process,
-    /// one by one. A transaction no longer preparing is left as it is, and its item gets null.
+    /// The decisions of one group commit, on PostgreSQL: one UPDATE for all (one round trip). A transaction no longer
+    /// preparing is left as it is, and its item gets null.
     /// </summary>
     private async Task<IReadOnlyList<Row?>> DecideAllAsync(LocalTransaction tx, IReadOnlyList<DecisionItem> items)
     {
-        if (tx.Dialect != Dialect.Postgres)
-        {
-            var one = new List<Row?>(items.Count);
-            foreach (var item in items)
-            {
-                one.Add(await DecideOneAsync(tx.Connection, tx.Transaction, item));
-            }
-
-            return one;
-        }
-
         // The same id twice (a duplicate decision) updates the row once; both items get the row.
         var rows = (await tx.Connection.QueryAsync<Row>(new CommandDefinition(
             $"""
@@ -184,7 +164,7 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
         complete
             // Losing "completed" only costs one more, idempotent, phase-2 round after a crash: not forced, and the
             // completions of the moment share one local transaction and one UPDATE.
-            ? db.WriteBatchedAsync(_completions ??= new SetWrite<string, bool>(CompleteAllAsync), id, cancellationToken, forced: false)
+            ? db.WriteBatchedAsync(_completions ??= new SetWrite<string, bool>(CompleteOneAsync, CompleteAllAsync), id, cancellationToken, forced: false)
             : db.ExecuteAsync(
                 connection => connection.ExecuteAsync(
                     new CommandDefinition(
@@ -194,23 +174,20 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
                 cancellationToken,
                 forced: false);
 
-    /// <summary>Completed: every participant acknowledged, so the acknowledged list is the participant list.</summary>
+    // Completed: every participant acknowledged, so the acknowledged list is the participant list.
+    private const string CompleteSql = "UPDATE tp_transactions SET acknowledged = participants, completed_ms = @Now WHERE tx_id";
+
+    private async Task<bool> CompleteOneAsync(LocalTransaction tx, string id)
+    {
+        await tx.Connection.ExecuteAsync(new CommandDefinition($"{CompleteSql} = @Id", new { Id = id, Now = UnixMs.From(time.GetUtcNow()) }, tx.Transaction));
+        return true;
+    }
+
+    /// <summary>The completions of one batch, on PostgreSQL: one UPDATE.</summary>
     private async Task<IReadOnlyList<bool>> CompleteAllAsync(LocalTransaction tx, IReadOnlyList<string> ids)
     {
-        const string sql = "UPDATE tp_transactions SET acknowledged = participants, completed_ms = @Now WHERE tx_id";
-        var now = UnixMs.From(time.GetUtcNow());
-        if (tx.Dialect == Dialect.Postgres)
-        {
-            await tx.Connection.ExecuteAsync(new CommandDefinition($"{sql} = ANY(@Ids)", new { Ids = ids.Distinct(StringComparer.Ordinal).ToArray(), Now = now }, tx.Transaction));
-        }
-        else
-        {
-            foreach (var id in ids)
-            {
-                await tx.Connection.ExecuteAsync(new CommandDefinition($"{sql} = @Id", new { Id = id, Now = now }, tx.Transaction));
-            }
-        }
-
+        await tx.Connection.ExecuteAsync(new CommandDefinition(
+            $"{CompleteSql} = ANY(@Ids)", new { Ids = ids.Distinct(StringComparer.Ordinal).ToArray(), Now = UnixMs.From(time.GetUtcNow()) }, tx.Transaction));
         return ids.Select(_ => true).ToList();
     }
 

@@ -71,23 +71,13 @@ public sealed class CourierReservations : IResourceManager
     }
 
     /// <summary>
-    /// Many COMMITs of one group commit: on PostgreSQL every courier becomes busy in one UPDATE and every delivery is
-    /// inserted in one INSERT, sent together (one round trip); on SQLite, in process, one by one.
+    /// Many COMMITs of one group commit (PostgreSQL): every courier becomes busy in one UPDATE and every delivery is
+    /// inserted in one INSERT, sent together (one round trip).
     /// </summary>
-    public async Task CommitManyAsync(LocalTransaction tx, IReadOnlyList<LedgerEntry> held, CancellationToken cancellationToken)
+    public Task CommitManyAsync(LocalTransaction tx, IReadOnlyList<LedgerEntry> held, CancellationToken cancellationToken)
     {
-        if (tx.Dialect != Dialect.Postgres)
-        {
-            foreach (var entry in held)
-            {
-                await CommitAsync(tx, entry.TransactionId, entry.Holding, cancellationToken);
-            }
-
-            return;
-        }
-
-        var holdings = held.Select(e => (e.TransactionId, Held: Held(e.Holding))).OrderBy(h => h.Held.CourierId, StringComparer.Ordinal).ToList();
-        await tx.Connection.ExecuteAsync(new CommandDefinition(
+        var holdings = InCourierOrder(held);
+        return tx.Connection.ExecuteAsync(new CommandDefinition(
             """
             UPDATE couriers c SET status = 'busy' FROM unnest(@Couriers, @Txs) AS u(id, tx) WHERE c.id = u.id AND c.tx_id = u.tx;
             INSERT INTO deliveries (tx_id, courier_id, order_id, status, created_ms)
@@ -104,21 +94,11 @@ public sealed class CourierReservations : IResourceManager
             cancellationToken: cancellationToken));
     }
 
-    /// <summary>Many ABORTs of one group commit: every courier freed in one UPDATE on PostgreSQL.</summary>
-    public async Task ReleaseManyAsync(LocalTransaction tx, IReadOnlyList<LedgerEntry> held, CancellationToken cancellationToken)
+    /// <summary>Many ABORTs of one group commit (PostgreSQL): every courier freed in one UPDATE.</summary>
+    public Task ReleaseManyAsync(LocalTransaction tx, IReadOnlyList<LedgerEntry> held, CancellationToken cancellationToken)
     {
-        if (tx.Dialect != Dialect.Postgres)
-        {
-            foreach (var entry in held)
-            {
-                await ReleaseAsync(tx, entry.TransactionId, entry.Holding, cancellationToken);
-            }
-
-            return;
-        }
-
-        var holdings = held.Select(e => (e.TransactionId, Held: Held(e.Holding))).OrderBy(h => h.Held.CourierId, StringComparer.Ordinal).ToList();
-        await tx.Connection.ExecuteAsync(new CommandDefinition(
+        var holdings = InCourierOrder(held);
+        return tx.Connection.ExecuteAsync(new CommandDefinition(
             "UPDATE couriers c SET status = 'free', tx_id = NULL FROM unnest(@Couriers, @Txs) AS u(id, tx) WHERE c.id = u.id AND c.tx_id = u.tx",
             new { Couriers = holdings.Select(h => h.Held.CourierId).ToArray(), Txs = holdings.Select(h => h.TransactionId).ToArray() },
             tx.Transaction,
@@ -130,21 +110,11 @@ public sealed class CourierReservations : IResourceManager
     /// UPDATE of the deliveries and one of their couriers. An id twice in one batch: the first completes it, the
     /// repeat finds no active delivery (null), as it would alone.
     /// </summary>
-    public static SetWrite<string, Delivery?> Completions { get; } = new(CompleteAllAsync);
+    public static SetWrite<string, Delivery?> Completions { get; } = new((tx, id) => CompleteAsync(tx, id, CancellationToken.None), CompleteAllAsync);
 
     private static async Task<IReadOnlyList<Delivery?>> CompleteAllAsync(LocalTransaction tx, IReadOnlyList<string> ids)
     {
         var results = new List<Delivery?>(ids.Count);
-        if (tx.Dialect != Dialect.Postgres)
-        {
-            foreach (var id in ids)
-            {
-                results.Add(await CompleteAsync(tx, id, CancellationToken.None));
-            }
-
-            return results;
-        }
-
         var done = (await tx.Connection.QueryAsync<Delivery>(new CommandDefinition(
             "UPDATE deliveries SET status = 'completed', completed_ms = @Now WHERE tx_id = ANY(@Ids) AND status = 'active' RETURNING tx_id AS TransactionId, courier_id AS CourierId, order_id AS OrderId, status AS Status",
             new { Ids = ids.Distinct(StringComparer.Ordinal).ToArray(), Now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() },
@@ -198,6 +168,10 @@ public sealed class CourierReservations : IResourceManager
             new { Tx = transactionId, Held(holding).CourierId },
             tx.Transaction,
             cancellationToken: cancellationToken));
+
+    /// <summary>What the entries hold, in courier order (every batch locks courier rows in the same order).</summary>
+    private static List<(string TransactionId, CourierHolding Held)> InCourierOrder(IReadOnlyList<LedgerEntry> held) =>
+        held.Select(e => (e.TransactionId, Held: Held(e.Holding))).OrderBy(h => h.Held.CourierId, StringComparer.Ordinal).ToList();
 
     private static CourierHolding Held(string? holding) =>
         (holding is null ? null : JsonSerializer.Deserialize<CourierHolding>(holding, JsonSerializerOptions.Web))

@@ -62,23 +62,13 @@ public sealed class StockReservations : IResourceManager
         ReleaseLinesAsync(tx, Held(holding), cancellationToken);
 
     /// <summary>
-    /// Many COMMITs of one group commit: on PostgreSQL the units are summed per SKU and moved in one UPDATE (one
-    /// round trip, each row updated once); on SQLite, in process, line by line.
+    /// Many COMMITs of one group commit (PostgreSQL): the units are summed per SKU and moved in one UPDATE (one
+    /// round trip, each row updated once).
     /// </summary>
-    public async Task CommitManyAsync(LocalTransaction tx, IReadOnlyList<LedgerEntry> held, CancellationToken cancellationToken)
+    public Task CommitManyAsync(LocalTransaction tx, IReadOnlyList<LedgerEntry> held, CancellationToken cancellationToken)
     {
-        if (tx.Dialect != Dialect.Postgres)
-        {
-            foreach (var entry in held)
-            {
-                await CommitAsync(tx, entry.TransactionId, entry.Holding, cancellationToken);
-            }
-
-            return;
-        }
-
         var (skus, quantities) = SumPerSku(held);
-        await tx.Connection.ExecuteAsync(new CommandDefinition(
+        return tx.Connection.ExecuteAsync(new CommandDefinition(
             """
             UPDATE products p SET on_hand = p.on_hand - u.q, reserved = p.reserved - u.q, sold = p.sold + u.q
             FROM unnest(@Skus, @Quantities) AS u(sku, q) WHERE p.sku = u.sku
@@ -89,20 +79,10 @@ public sealed class StockReservations : IResourceManager
     }
 
     /// <summary>Many ABORTs of one group commit: as <see cref="CommitManyAsync"/>.</summary>
-    public async Task ReleaseManyAsync(LocalTransaction tx, IReadOnlyList<LedgerEntry> held, CancellationToken cancellationToken)
+    public Task ReleaseManyAsync(LocalTransaction tx, IReadOnlyList<LedgerEntry> held, CancellationToken cancellationToken)
     {
-        if (tx.Dialect != Dialect.Postgres)
-        {
-            foreach (var entry in held)
-            {
-                await ReleaseAsync(tx, entry.TransactionId, entry.Holding, cancellationToken);
-            }
-
-            return;
-        }
-
         var (skus, quantities) = SumPerSku(held);
-        await tx.Connection.ExecuteAsync(new CommandDefinition(
+        return tx.Connection.ExecuteAsync(new CommandDefinition(
             "UPDATE products p SET reserved = p.reserved - u.q FROM unnest(@Skus, @Quantities) AS u(sku, q) WHERE p.sku = u.sku",
             new { Skus = skus, Quantities = quantities },
             tx.Transaction,
