@@ -77,6 +77,15 @@ public sealed class Database : IAsyncDisposable
 
     public Dialect Dialect { get; }
 
+    /// <summary>
+    /// SQL for "now" on the database's own clock, in Unix milliseconds, for rules every process must judge by one clock
+    /// whatever its own says (when a transaction is abandoned). PostgreSQL: the server's clock as the statement runs
+    /// (<c>clock_timestamp()</c>, not <c>now()</c>, which is the start of the local transaction). SQLite is embedded, so
+    /// its clock is the process's: <paramref name="processClock"/>, a parameter the caller fills from its TimeProvider.
+    /// </summary>
+    public string ClockMsSql(string processClock) =>
+        Dialect == Dialect.Postgres ? "(extract(epoch FROM clock_timestamp()) * 1000)::bigint" : processClock;
+
     /// <summary>A readable description without secrets, for logs and the CLI.</summary>
     public string Describe() => Dialect == Dialect.Postgres
         ? $"postgres {new NpgsqlConnectionStringBuilder(_postgres!.ConnectionString).Host}/{new NpgsqlConnectionStringBuilder(_postgres.ConnectionString).Database}"

@@ -28,23 +28,63 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
             decided_ms       BIGINT NULL,
             completed_ms     BIGINT NULL,
             attempts         INTEGER NOT NULL DEFAULT 0,
-            next_attempt_ms  BIGINT NULL
+            next_attempt_ms  BIGINT NULL,
+            abandon_ms       BIGINT NULL,
+            conflicts        TEXT NOT NULL DEFAULT '[]',
+            settled_ms       BIGINT NULL
         );
         CREATE INDEX IF NOT EXISTS tp_transactions_unfinished ON tp_transactions (created_ms) WHERE completed_ms IS NULL;
         """;
 
-    private const string Columns = "tx_id, state, participants, acknowledged, votes, reason, payload, idempotency_key, request_hash, created_ms, deadline_ms, decided_ms, completed_ms, attempts, next_attempt_ms";
+    /// <summary>
+    /// Columns added after the first release, for databases created before them (CREATE TABLE IF NOT EXISTS leaves an
+    /// existing table as it is). <c>abandon_ms</c>: the abandon moment on the database's clock (null on old rows: their
+    /// deadline stands in). <c>conflicts</c>: participants that refused the decision. <c>settled_ms</c>: when everyone had
+    /// acknowledged or refused, so recovery stopped re-driving.
+    /// </summary>
+    private static readonly (string Name, string Definition)[] AddedColumns =
+    [
+        ("abandon_ms", "BIGINT NULL"),
+        ("conflicts", "TEXT NOT NULL DEFAULT '[]'"),
+        ("settled_ms", "BIGINT NULL"),
+    ];
 
-    public Task InitializeAsync(CancellationToken cancellationToken) => db.ExecuteScriptAsync(Schema, cancellationToken);
+    private const string Columns = "tx_id, state, participants, acknowledged, votes, reason, payload, idempotency_key, request_hash, created_ms, deadline_ms, decided_ms, completed_ms, attempts, next_attempt_ms, conflicts, settled_ms";
 
-    public async Task<(TransactionRecord Record, bool Created)> BeginAsync(TransactionRequest request, DateTimeOffset deadline, CancellationToken cancellationToken)
+    // A transaction is abandoned from this moment on, judged by the database's clock (see IDecisionLog.BeginAsync).
+    private static string AbandonMs(string table = "") => $"COALESCE({table}abandon_ms, {table}deadline_ms)";
+
+    /// <summary>The database's clock in SQL; on SQLite the <c>@Clock</c> parameter, filled from the injected clock.</summary>
+    private string Clock => db.ClockMsSql("@Clock");
+
+    public async Task InitializeAsync(CancellationToken cancellationToken)
+    {
+        await db.ExecuteScriptAsync(Schema, cancellationToken);
+        await db.WriteAsync(
+            async tx =>
+            {
+                // PostgreSQL says IF NOT EXISTS itself; SQLite cannot, so look first, inside the write lock that
+                // serialises two services starting on one file.
+                var existing = tx.Dialect == Dialect.Postgres
+                    ? []
+                    : (await tx.Connection.QueryAsync<string>(new CommandDefinition("SELECT name FROM pragma_table_info('tp_transactions')", transaction: tx.Transaction, cancellationToken: cancellationToken))).ToHashSet(StringComparer.OrdinalIgnoreCase);
+                foreach (var (name, definition) in AddedColumns.Where(c => !existing.Contains(c.Name)))
+                {
+                    var ifMissing = tx.Dialect == Dialect.Postgres ? "IF NOT EXISTS " : "";
+                    await tx.Connection.ExecuteAsync(new CommandDefinition($"ALTER TABLE tp_transactions ADD COLUMN {ifMissing}{name} {definition}", transaction: tx.Transaction, cancellationToken: cancellationToken));
+                }
+            },
+            cancellationToken);
+    }
+
+    public async Task<(TransactionRecord Record, bool Created)> BeginAsync(TransactionRequest request, DateTimeOffset deadline, DateTimeOffset abandonAt, CancellationToken cancellationToken)
     {
         var now = UnixMs.From(time.GetUtcNow());
         var participants = JsonSerializer.Serialize(request.Participants.Select(p => p.Name).ToArray(), PersistenceJson.Default.StringArray);
         // Preparing need not be forced (DESIGN §2): if it is lost, so is the transaction, and presumed
         // abort answers "aborted" to any participant that prepared for it.
         // The begins of the moment share one local transaction and one INSERT (relaxed group commit).
-        var item = new BeginItem(request.Id, participants, request.Payload, request.IdempotencyKey, request.RequestHash, now, UnixMs.From(deadline));
+        var item = new BeginItem(request.Id, participants, request.Payload, request.IdempotencyKey, request.RequestHash, now, UnixMs.From(deadline), UnixMs.From(abandonAt));
         var inserted = await db.WriteBatchedAsync(_begins ??= new SetWrite<BeginItem, bool>(BeginOneAsync, BeginAllAsync), item, cancellationToken, forced: false);
         if (inserted)
         {
@@ -60,25 +100,38 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
         return (existing, false);
     }
 
-    private sealed record BeginItem(string Id, string Participants, string Payload, string? Key, string? Hash, long Now, long Deadline);
+    private sealed record BeginItem(string Id, string Participants, string Payload, string? Key, string? Hash, long Now, long Deadline, long AbandonAt);
 
-    private const string BeginColumns = "tx_id, state, participants, payload, idempotency_key, request_hash, created_ms, deadline_ms";
+    private const string BeginColumns = "tx_id, state, participants, payload, idempotency_key, request_hash, created_ms, deadline_ms, abandon_ms";
+
+    /// <summary>
+    /// How far from now, on the process's clock, the abandon moment is, taken when the write runs: the database records
+    /// the same distance from its own clock. On SQLite the two clocks are one, and the moment is recorded as given.
+    /// </summary>
+    private (long Clock, long AbandonIn) AbandonFromNow(long abandonAt)
+    {
+        var clock = UnixMs.From(time.GetUtcNow());
+        return (clock, abandonAt - clock);
+    }
 
     /// <summary>One begin: true when its row was inserted, false when its id or idempotency key was already taken.</summary>
-    private static async Task<bool> BeginOneAsync(LocalTransaction tx, BeginItem item) =>
-        await tx.Connection.ExecuteAsync(new CommandDefinition(
-            $"INSERT INTO tp_transactions ({BeginColumns}) VALUES (@Id, 'preparing', @Participants, @Payload, @Key, @Hash, @Now, @Deadline) ON CONFLICT DO NOTHING",
-            item,
+    private async Task<bool> BeginOneAsync(LocalTransaction tx, BeginItem item)
+    {
+        var (clock, abandonIn) = AbandonFromNow(item.AbandonAt);
+        return await tx.Connection.ExecuteAsync(new CommandDefinition(
+            $"INSERT INTO tp_transactions ({BeginColumns}) VALUES (@Id, 'preparing', @Participants, @Payload, @Key, @Hash, @Now, @Deadline, {Clock} + @AbandonIn) ON CONFLICT DO NOTHING",
+            new { item.Id, item.Participants, item.Payload, item.Key, item.Hash, item.Now, item.Deadline, Clock = clock, AbandonIn = abandonIn },
             tx.Transaction)) == 1;
+    }
 
     /// <summary>The begins of one batch, on PostgreSQL: one INSERT for all; as <see cref="BeginOneAsync"/> for each (a repeat of an id here is taken).</summary>
-    private static async Task<IReadOnlyList<bool>> BeginAllAsync(LocalTransaction tx, IReadOnlyList<BeginItem> items)
+    private async Task<IReadOnlyList<bool>> BeginAllAsync(LocalTransaction tx, IReadOnlyList<BeginItem> items)
     {
         var inserted = (await tx.Connection.QueryAsync<string>(new CommandDefinition(
             $"""
             INSERT INTO tp_transactions ({BeginColumns})
-            SELECT u.id, 'preparing', u.participants, u.payload, u.key, u.hash, u.now, u.deadline
-            FROM unnest(@Ids, @Participants, @Payloads, @Keys, @Hashes, @Nows, @Deadlines) AS u(id, participants, payload, key, hash, now, deadline)
+            SELECT u.id, 'preparing', u.participants, u.payload, u.key, u.hash, u.now, u.deadline, {Clock} + u.abandon_in
+            FROM unnest(@Ids, @Participants, @Payloads, @Keys, @Hashes, @Nows, @Deadlines, @AbandonIns) AS u(id, participants, payload, key, hash, now, deadline, abandon_in)
             ON CONFLICT DO NOTHING RETURNING tx_id
             """,
             new
@@ -90,6 +143,8 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
                 Hashes = items.Select(i => i.Hash).ToArray(),
                 Nows = items.Select(i => i.Now).ToArray(),
                 Deadlines = items.Select(i => i.Deadline).ToArray(),
+                AbandonIns = items.Select(i => AbandonFromNow(i.AbandonAt).AbandonIn).ToArray(),
+                Clock = UnixMs.From(time.GetUtcNow()),
             },
             tx.Transaction))).ToHashSet(StringComparer.Ordinal);
 
@@ -98,22 +153,24 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
         return items.Select(i => inserted.Contains(i.Id) && claimed.Add(i.Id)).ToList();
     }
 
-    public async Task<TransactionRecord> DecideAsync(string id, Decision decision, string? reason, IReadOnlyList<Vote> votes, DateTimeOffset nextAttemptAt, CancellationToken cancellationToken)
+    public async Task<TransactionRecord> DecideAsync(string id, Decision decision, string? reason, IReadOnlyList<Vote> votes, DateTimeOffset nextAttemptAt, Durability abortDurability, CancellationToken cancellationToken)
     {
         var state = decision == Decision.Commit ? TransactionState.Committed : TransactionState.Aborted;
         var item = new DecisionItem(id, state.ToWire(), reason, JsonSerializer.Serialize(votes.ToArray(), PersistenceJson.Default.VoteArray), UnixMs.From(nextAttemptAt));
-        var row = decision == Decision.Commit
-            // The commit point must be on disk before any COMMIT leaves. Concurrent commit decisions share one
-            // local transaction and its fsync (group commit), and one UPDATE for all of them.
+        var row = decision == Decision.Commit || abortDurability == Durability.Forced
+            // The commit point must be on disk before any COMMIT leaves, and so must an abort that ABORTs or a client's
+            // answer follow. Concurrent forced decisions share one local transaction and its fsync (group commit),
+            // and one UPDATE for all of them.
             ? await db.WriteBatchedAsync(_decisions ??= new SetWrite<DecisionItem, Row?>((tx, item) => DecideOneAsync(tx.Connection, tx.Transaction, item), DecideAllAsync), item, cancellationToken)
-            // An abort may be lost (presumed abort): not forced.
+            // The live coordinator's own abort may be lost (presumed abort): not forced.
             : await db.ExecuteAsync(c => DecideOneAsync(c, null, item), cancellationToken, forced: false);
         if (row is not null)
         {
             return row.ToRecord();
         }
 
-        // Someone decided first (recovery past the deadline, or a duplicate); that decision stands.
+        // Someone decided first (recovery past the deadline, or a duplicate), and that decision stands; or this is a
+        // commit refused because the transaction is abandoned, and it is returned still preparing.
         return await FindAsync(id, cancellationToken)
             ?? throw new InvalidOperationException($"Transaction {id} is not in the decision log.");
     }
@@ -121,20 +178,26 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
     /// <summary>A decision to write: only a transaction still preparing takes it.</summary>
     private sealed record DecisionItem(string Id, string State, string? Reason, string Votes, long Next);
 
-    private const string DecideSql = $"""
-        UPDATE tp_transactions
-        SET state = @State, reason = @Reason, votes = @Votes, decided_ms = @Now, next_attempt_ms = @Next
-        WHERE tx_id = @Id AND state = 'preparing'
-        RETURNING {Columns}
-        """;
+    // Only a transaction still preparing takes a decision; a commit only before its abandon moment, on the database's
+    // clock at the moment the statement runs (the same clock FindAbandonedAsync reads), so that a commit and
+    // recovery's abort are never both possible, even if an abort were lost.
+    private string DecideCondition(string table, string state) =>
+        $"{table}state = 'preparing' AND ({state} <> 'committed' OR {AbandonMs(table)} > {Clock})";
 
     private Task<Row?> DecideOneAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction? transaction, DecisionItem item) =>
         connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(
-            DecideSql, new { item.Id, item.State, item.Reason, item.Votes, Now = UnixMs.From(time.GetUtcNow()), item.Next }, transaction));
+            $"""
+            UPDATE tp_transactions
+            SET state = @State, reason = @Reason, votes = @Votes, decided_ms = @Now, next_attempt_ms = @Next
+            WHERE tx_id = @Id AND {DecideCondition("", "@State")}
+            RETURNING {Columns}
+            """,
+            new { item.Id, item.State, item.Reason, item.Votes, Now = UnixMs.From(time.GetUtcNow()), item.Next, Clock = UnixMs.From(time.GetUtcNow()) },
+            transaction));
 
     /// <summary>
     /// The decisions of one group commit, on PostgreSQL: one UPDATE for all (one round trip). A transaction no longer
-    /// preparing is left as it is, and its item gets null.
+    /// preparing (or a commit past its abandon moment) is left as it is, and its item gets null.
     /// </summary>
     private async Task<IReadOnlyList<Row?>> DecideAllAsync(LocalTransaction tx, IReadOnlyList<DecisionItem> items)
     {
@@ -144,7 +207,7 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
             UPDATE tp_transactions t
             SET state = u.state, reason = u.reason, votes = u.votes, decided_ms = @Now, next_attempt_ms = u.next
             FROM unnest(@Ids, @States, @Reasons, @Votes, @Nexts) AS u(id, state, reason, votes, next)
-            WHERE t.tx_id = u.id AND t.state = 'preparing'
+            WHERE t.tx_id = u.id AND {DecideCondition("t.", "u.state")}
             RETURNING {string.Join(", ", Columns.Split(", ").Select(c => "t." + c))}
             """,
             new
@@ -155,6 +218,7 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
                 Votes = items.Select(i => i.Votes).ToArray(),
                 Nexts = items.Select(i => i.Next).ToArray(),
                 Now = UnixMs.From(time.GetUtcNow()),
+                Clock = UnixMs.From(time.GetUtcNow()),
             },
             tx.Transaction))).ToDictionary(r => r.tx_id, StringComparer.Ordinal);
         return items.Select(i => rows.GetValueOrDefault(i.Id)).ToList();
@@ -165,17 +229,50 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
             // Losing "completed" only costs one more, idempotent, phase-2 round after a crash: not forced, and the
             // completions of the moment share one local transaction and one UPDATE.
             ? db.WriteBatchedAsync(_completions ??= new SetWrite<string, bool>(CompleteOneAsync, CompleteAllAsync), id, cancellationToken, forced: false)
-            : db.ExecuteAsync(
-                connection => connection.ExecuteAsync(
-                    new CommandDefinition(
-                        "UPDATE tp_transactions SET acknowledged = @Acks WHERE tx_id = @Id",
-                        new { Id = id, Acks = JsonSerializer.Serialize(acknowledged.ToArray(), PersistenceJson.Default.StringArray) },
-                        cancellationToken: cancellationToken)),
-                cancellationToken,
-                forced: false);
+            : MergeAsync(id, acknowledged, [], settled: false, forced: false, cancellationToken);
 
-    // Completed: every participant acknowledged, so the acknowledged list is the participant list.
-    private const string CompleteSql = "UPDATE tp_transactions SET acknowledged = participants, completed_ms = @Now WHERE tx_id";
+    // A refusal is rare and is what an operator must see: forced (a lost one would only be found again by the next round).
+    public Task RecordConflictsAsync(string id, IReadOnlyCollection<string> acknowledged, IReadOnlyCollection<string> conflicts, bool settled, CancellationToken cancellationToken) =>
+        MergeAsync(id, acknowledged, conflicts, settled, forced: true, cancellationToken);
+
+    /// <summary>
+    /// Add to the acknowledged and refused lists of a transaction not completed; the lists only grow, so two phase-2
+    /// rounds racing (the live one and recovery's, or two replicas) never take back what the other recorded.
+    /// Read and write in one local transaction, the row locked on PostgreSQL; SQLite's writer holds the whole database.
+    /// </summary>
+    private Task MergeAsync(string id, IReadOnlyCollection<string> acknowledged, IReadOnlyCollection<string> conflicts, bool settled, bool forced, CancellationToken cancellationToken) =>
+        db.WriteAsync(
+            async tx =>
+            {
+                var lockRow = tx.Dialect == Dialect.Postgres ? " FOR UPDATE" : "";
+                var current = await tx.Connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(
+                    $"SELECT {Columns} FROM tp_transactions WHERE tx_id = @Id AND completed_ms IS NULL{lockRow}", new { Id = id }, tx.Transaction, cancellationToken: cancellationToken));
+                if (current is null)
+                {
+                    return;
+                }
+
+                var record = current.ToRecord();
+                await tx.Connection.ExecuteAsync(new CommandDefinition(
+                    "UPDATE tp_transactions SET acknowledged = @Acks, conflicts = @Conflicts, settled_ms = COALESCE(settled_ms, @Settled) WHERE tx_id = @Id AND completed_ms IS NULL",
+                    new
+                    {
+                        Id = id,
+                        Acks = Union(record.Acknowledged, acknowledged),
+                        Conflicts = Union(record.Conflicts, conflicts),
+                        Settled = settled ? UnixMs.From(time.GetUtcNow()) : (long?)null,
+                    },
+                    tx.Transaction,
+                    cancellationToken: cancellationToken));
+            },
+            cancellationToken,
+            forced);
+
+    private static string Union(IReadOnlyList<string> recorded, IReadOnlyCollection<string> added) =>
+        JsonSerializer.Serialize(recorded.Concat(added).Distinct(StringComparer.Ordinal).ToArray(), PersistenceJson.Default.StringArray);
+
+    // Completed: every participant acknowledged, so the acknowledged list is the participant list. Once only.
+    private const string CompleteSql = "UPDATE tp_transactions SET acknowledged = participants, completed_ms = @Now WHERE completed_ms IS NULL AND tx_id";
 
     private async Task<bool> CompleteOneAsync(LocalTransaction tx, string id)
     {
@@ -207,15 +304,15 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
     public Task<TransactionRecord?> FindByIdempotencyKeyAsync(string key, CancellationToken cancellationToken) =>
         QueryOneAsync($"SELECT {Columns} FROM tp_transactions WHERE idempotency_key = @Key", new { Key = key }, cancellationToken);
 
-    public Task<IReadOnlyList<TransactionRecord>> FindAbandonedAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken) =>
+    public Task<IReadOnlyList<TransactionRecord>> FindAbandonedAsync(int limit, CancellationToken cancellationToken) =>
         QueryAsync(
-            $"SELECT {Columns} FROM tp_transactions WHERE completed_ms IS NULL AND state = 'preparing' AND deadline_ms <= @Now ORDER BY created_ms LIMIT @Limit",
-            new { Now = UnixMs.From(now), Limit = limit },
+            $"SELECT {Columns} FROM tp_transactions WHERE completed_ms IS NULL AND state = 'preparing' AND {AbandonMs()} <= {Clock} ORDER BY created_ms LIMIT @Limit",
+            new { Clock = UnixMs.From(time.GetUtcNow()), Limit = limit },
             cancellationToken);
 
     public Task<IReadOnlyList<TransactionRecord>> FindUnfinishedDueAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken) =>
         QueryAsync(
-            $"SELECT {Columns} FROM tp_transactions WHERE completed_ms IS NULL AND state <> 'preparing' AND (next_attempt_ms IS NULL OR next_attempt_ms <= @Now) ORDER BY created_ms LIMIT @Limit",
+            $"SELECT {Columns} FROM tp_transactions WHERE completed_ms IS NULL AND settled_ms IS NULL AND state <> 'preparing' AND (next_attempt_ms IS NULL OR next_attempt_ms <= @Now) ORDER BY created_ms LIMIT @Limit",
             new { Now = UnixMs.From(now), Limit = limit },
             cancellationToken);
 
@@ -266,6 +363,10 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
         public long attempts { get; set; }
         public long? next_attempt_ms { get; set; }
 
+        public string conflicts { get; set; } = "[]";
+
+        public long? settled_ms { get; set; }
+
         public TransactionRecord ToRecord() => new(
             tx_id,
             StateNames.ParseTransactionState(state),
@@ -281,6 +382,10 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
             UnixMs.To(decided_ms),
             UnixMs.To(completed_ms),
             (int)attempts,
-            UnixMs.To(next_attempt_ms));
+            UnixMs.To(next_attempt_ms))
+        {
+            Conflicts = JsonSerializer.Deserialize(conflicts, PersistenceJson.Default.StringArray) ?? [],
+            SettledAt = UnixMs.To(settled_ms),
+        };
     }
 }

@@ -5,20 +5,48 @@ public interface IDecisionLog
 {
     /// <summary>
     /// Record a new transaction as preparing. When the idempotency key is already taken, nothing is
-    /// written and the existing record is returned instead.
+    /// written and the existing record is returned instead. Not forced: a lost preparing row is a lost
+    /// transaction, which presumed abort answers "aborted"; a later forced write (a commit, a forced abort)
+    /// makes it durable with itself, since both stores flush their log in order.
     /// </summary>
-    Task<(TransactionRecord Record, bool Created)> BeginAsync(TransactionRequest request, DateTimeOffset deadline, CancellationToken cancellationToken);
+    /// <param name="request">What to run.</param>
+    /// <param name="deadline">When the prepares must have answered, on the caller's clock; kept as <see cref="TransactionRecord.Deadline"/>.</param>
+    /// <param name="abandonAt">
+    /// From when the transaction is abandoned: the log refuses its commit and <see cref="FindAbandonedAsync"/>
+    /// returns it. Given on the caller's clock; the log judges both by one clock of its own (a database server's),
+    /// recording the same distance from its own now, so commit and recovery's abort never overlap in time.
+    /// </param>
+    /// <param name="cancellationToken">Stops the write.</param>
+    Task<(TransactionRecord Record, bool Created)> BeginAsync(TransactionRequest request, DateTimeOffset deadline, DateTimeOffset abandonAt, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Write the decision if the transaction is still preparing; returns the record as it stands
-    /// (another writer, e.g. recovery aborting it past its deadline, may have won). A commit is forced
-    /// to disk before this returns; an abort need not be (presumed abort makes a lost abort harmless).
+    /// Write the decision if the transaction is still preparing; returns the record as it stands: another writer
+    /// (recovery aborting it, a duplicate) may have won, and then its decision stands.
+    /// A commit is forced to disk before this returns, and taken only while the transaction is not abandoned
+    /// (see <c>abandonAt</c> of <see cref="BeginAsync"/>, judged by the log's clock when the write runs): a commit
+    /// refused for that returns the record still preparing, and the caller must abort it.
+    /// An abort is forced only when <paramref name="abortDurability"/> says so: it must be whenever something
+    /// follows that someone could act on (ABORTs sent by recovery or an operator, an answer under an idempotency
+    /// key). The live coordinator's own abort need not be: nobody else would ever commit it (presumed abort).
     /// <paramref name="nextAttemptAt"/> is when recovery may re-drive phase 2 if nobody completes it first.
     /// </summary>
-    Task<TransactionRecord> DecideAsync(string id, Decision decision, string? reason, IReadOnlyList<Vote> votes, DateTimeOffset nextAttemptAt, CancellationToken cancellationToken);
+    Task<TransactionRecord> DecideAsync(string id, Decision decision, string? reason, IReadOnlyList<Vote> votes, DateTimeOffset nextAttemptAt, Durability abortDurability, CancellationToken cancellationToken);
 
-    /// <summary>Record acknowledgements; when <paramref name="complete"/>, mark the transaction completed.</summary>
+    /// <summary>
+    /// Record acknowledgements; when <paramref name="complete"/>, mark the transaction completed. The recorded list only
+    /// grows (two rounds racing each add theirs) and a completed transaction is left as it is. Not forced: a lost
+    /// acknowledgement costs one more, idempotent, phase-2 round.
+    /// </summary>
     Task AcknowledgeAsync(string id, IReadOnlyCollection<string> acknowledged, bool complete, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Record participants that refused the decision (409: their ledger contradicts a durable decision, a protocol
+    /// violation only a person can resolve), with the acknowledgements so far; both lists only grow. Forced. The
+    /// coordinator sends those participants the decision no more; when <paramref name="settled"/> (every participant
+    /// acknowledged or refused) recovery stops re-driving the transaction. It is never marked completed: it stays
+    /// among the unfinished, visible, until a person resolves it.
+    /// </summary>
+    Task RecordConflictsAsync(string id, IReadOnlyCollection<string> acknowledged, IReadOnlyCollection<string> conflicts, bool settled, CancellationToken cancellationToken);
 
     /// <summary>Count a failed phase-2 round and when to try next.</summary>
     Task ScheduleRetryAsync(string id, DateTimeOffset nextAttemptAt, CancellationToken cancellationToken);
@@ -27,10 +55,13 @@ public interface IDecisionLog
 
     Task<TransactionRecord?> FindByIdempotencyKeyAsync(string key, CancellationToken cancellationToken);
 
-    /// <summary>Preparing past their deadline, at most <paramref name="limit"/>.</summary>
-    Task<IReadOnlyList<TransactionRecord>> FindAbandonedAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken);
+    /// <summary>
+    /// Preparing and abandoned (their <c>abandonAt</c> reached, judged by the log's clock, the same clock that refuses
+    /// their commit), oldest first, at most <paramref name="limit"/>.
+    /// </summary>
+    Task<IReadOnlyList<TransactionRecord>> FindAbandonedAsync(int limit, CancellationToken cancellationToken);
 
-    /// <summary>Decided, not completed, due for another phase-2 round, at most <paramref name="limit"/>.</summary>
+    /// <summary>Decided, not completed, not settled by conflicts, due for another phase-2 round, at most <paramref name="limit"/>.</summary>
     Task<IReadOnlyList<TransactionRecord>> FindUnfinishedDueAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken);
 
     /// <summary>Every transaction not completed (preparing or decided), oldest first, at most <paramref name="limit"/>.</summary>

@@ -68,7 +68,7 @@ public sealed class TwoPhaseCoordinator(
         using var inFlight = TwoPhaseMetrics.InFlight(metrics);
         var started = time.GetTimestamp();
         var deadline = time.GetUtcNow() + settings.PrepareDeadline;
-        var (record, created) = await log.BeginAsync(request, deadline, cancellationToken);
+        var (record, created) = await log.BeginAsync(request, deadline, deadline + settings.AbandonGrace, cancellationToken);
         if (!created)
         {
             return (await WaitForDecisionAsync(record, cancellationToken), false);
@@ -81,21 +81,36 @@ public sealed class TwoPhaseCoordinator(
         var (decision, reason) = CoordinatorRules.Decide(names, votes);
 
         await hooks.AtAsync(ProtocolPoint.CoordinatorBeforeDecisionWritten, request.Id, cancellationToken);
-        // Recovery re-drives phase 2 only if this round has not completed it by then.
-        var recoverAfter = time.GetUtcNow() + (settings.DecisionTimeout * 2);
-        TransactionRecord decided;
-        using (new PhaseScope(metrics, time, "decide", request.Id))
+        // What a client is told under an idempotency key must survive a crash: its retry would otherwise find
+        // nothing and run a second transaction, which may commit after the first answer said "aborted".
+        var abortDurability = request.IdempotencyKey is null ? Durability.Relaxed : Durability.Forced;
+        var decided = await DecideAsync(request.Id, decision, reason, votes, abortDurability, cancellationToken);
+        var refused = decision == Decision.Commit && decided.State == TransactionState.Preparing;
+        if (refused)
         {
-            decided = await log.DecideAsync(request.Id, decision, reason, votes, recoverAfter, cancellationToken);
+            // The log refused the commit: this coordinator stalled past deadline + grace (a pause, a slow disk), so
+            // recovery may already have aborted it and sent ABORTs, and that abort may since have been lost. Abort it
+            // for good ourselves, forced, and say so; never "committed".
+            reason = $"prepare deadline of {settings.PrepareDeadline.TotalMilliseconds:0} ms and its grace passed before the commit was written";
+            decision = Decision.Abort;
+            decided = await DecideAsync(request.Id, decision, reason, votes, Durability.Forced, cancellationToken);
         }
 
-        metrics?.RecordDecision(decided, decision, reason);
+        metrics?.RecordDecision(decided, decision, reason, abandoned: refused);
         await hooks.AtAsync(ProtocolPoint.CoordinatorAfterDecisionWritten, request.Id, cancellationToken);
 
         var acknowledged = await DriveAsync(decided, cancellationToken);
         metrics?.RecordTransaction(decided.State, time.GetElapsedTime(started));
         activity?.SetTag("twophase.outcome", decided.State.ToWire());
         return (new TransactionOutcome(request.Id, decided.State, decided.Reason, decided.Votes, acknowledged), true);
+    }
+
+    private async Task<TransactionRecord> DecideAsync(string id, Decision decision, string? reason, IReadOnlyList<Vote> votes, Durability abortDurability, CancellationToken cancellationToken)
+    {
+        // Recovery re-drives phase 2 only if this round has not completed it by then.
+        var recoverAfter = time.GetUtcNow() + (settings.DecisionTimeout * 2);
+        using var phase = new PhaseScope(metrics, time, "decide", id);
+        return await log.DecideAsync(id, decision, reason, votes, recoverAfter, abortDurability, cancellationToken);
     }
 
     private async Task<IReadOnlyList<Vote>> PrepareAllAsync(TransactionRequest request, DateTimeOffset deadline, CancellationToken cancellationToken)
@@ -139,7 +154,8 @@ public sealed class TwoPhaseCoordinator(
 
         var decision = CoordinatorRules.ToDecision(record.State);
         using var phase = new PhaseScope(metrics, time, decision == Decision.Commit ? "commit" : "abort", record.Id);
-        var pending = record.Participants.Except(record.Acknowledged).ToList();
+        // A participant that refused (409) is sent the decision no more: resending cannot change its ledger.
+        var pending = record.Participants.Except(record.Acknowledged).Except(record.Conflicts).ToList();
         var sends = pending.Select(name => SendDecisionAsync(name, record.Id, decision, record.Payload, cancellationToken)).ToList();
         var acks = new List<Ack>(sends.Count);
         while (sends.Count > 0)
@@ -153,29 +169,40 @@ public sealed class TwoPhaseCoordinator(
             }
         }
 
-        var acknowledged = record.Acknowledged
-            .Concat(acks.Where(a => a.Kind == AckKind.Acknowledged).Select(a => a.Participant))
-            .Distinct()
-            .ToList();
-        var complete = acknowledged.Count == record.Participants.Count;
-        if (complete)
+        var acknowledged = Grow(record.Acknowledged, acks, AckKind.Acknowledged);
+        var conflicts = Grow(record.Conflicts, acks, AckKind.Conflict);
+        if (acknowledged.Count == record.Participants.Count)
         {
             await hooks.AtAsync(ProtocolPoint.CoordinatorBeforeCompletedWritten, record.Id, cancellationToken);
             await log.AcknowledgeAsync(record.Id, acknowledged, complete: true, cancellationToken);
+            return acknowledged;
         }
-        else
-        {
-            if (acknowledged.Count > record.Acknowledged.Count)
-            {
-                await log.AcknowledgeAsync(record.Id, acknowledged, complete: false, cancellationToken);
-            }
 
+        // Everyone answered, some with a refusal: nothing is left to send. Terminal, but not completed: the
+        // transaction stays among the unfinished, for a person (docs/recovery.md).
+        var settled = acknowledged.Count + conflicts.Count == record.Participants.Count;
+        if (conflicts.Count > record.Conflicts.Count || (settled && record.SettledAt is null))
+        {
+            metrics?.RecordConflicts(conflicts.Count - record.Conflicts.Count);
+            await log.RecordConflictsAsync(record.Id, acknowledged, conflicts, settled, cancellationToken);
+        }
+        else if (acknowledged.Count > record.Acknowledged.Count)
+        {
+            await log.AcknowledgeAsync(record.Id, acknowledged, complete: false, cancellationToken);
+        }
+
+        if (!settled)
+        {
             var delay = Backoff.Delay(record.Attempts + 1, settings.RetryInitialDelay, settings.RetryMaxDelay, Random.Shared.NextDouble());
             await log.ScheduleRetryAsync(record.Id, time.GetUtcNow() + delay, cancellationToken);
         }
 
         return acknowledged;
     }
+
+    /// <summary>The participants already recorded plus those that answered <paramref name="kind"/> this round.</summary>
+    private static List<string> Grow(IReadOnlyList<string> recorded, List<Ack> acks, AckKind kind) =>
+        recorded.Concat(acks.Where(a => a.Kind == kind).Select(a => a.Participant)).Distinct().ToList();
 
     private async Task<Ack> SendDecisionAsync(string name, string transactionId, Decision decision, string payload, CancellationToken cancellationToken)
     {
@@ -202,15 +229,12 @@ public sealed class TwoPhaseCoordinator(
     /// </summary>
     public async Task<int> RecoverOnceAsync(CancellationToken cancellationToken)
     {
-        var now = time.GetUtcNow();
         var touched = 0;
-        foreach (var abandoned in await log.FindAbandonedAsync(now - settings.AbandonGrace, settings.RecoveryBatchSize, cancellationToken))
+        // Abandoned by the log's clock: the same clock and moment from which the log refuses the commit, so this
+        // abort and a late commit are never both possible.
+        foreach (var abandoned in await log.FindAbandonedAsync(settings.RecoveryBatchSize, cancellationToken))
         {
-            // Conditional write: if the live coordinator decided first, its decision stands.
-            var abandonedReason = $"prepare deadline of {settings.PrepareDeadline.TotalMilliseconds:0} ms passed before a decision";
-            // Write first, then count: a null-conditional call would skip the write along with its arguments.
-            var standing = await log.DecideAsync(abandoned.Id, Decision.Abort, abandonedReason, abandoned.Votes, now, cancellationToken);
-            metrics?.RecordDecision(standing, Decision.Abort, abandonedReason, byRecovery: true);
+            await AbortAbandonedAsync(abandoned, cancellationToken);
             touched++;
         }
 
@@ -223,7 +247,27 @@ public sealed class TwoPhaseCoordinator(
         return touched + due.Count;
     }
 
-    /// <summary>Re-drive one transaction now, whatever its backoff says.</summary>
+    /// <summary>
+    /// Abort a transaction nobody decided in time. Forced: ABORTs follow (and the decision query answers "aborted"),
+    /// so participants release what they hold; were this abort lost in a crash of the log's database, the row would
+    /// be preparing again and a stalled coordinator could still commit what they had aborted.
+    /// Conditional, like every decision write: if the live coordinator decided first, its decision stands.
+    /// </summary>
+    private async Task<TransactionRecord> AbortAbandonedAsync(TransactionRecord abandoned, CancellationToken cancellationToken)
+    {
+        var reason = $"prepare deadline of {settings.PrepareDeadline.TotalMilliseconds:0} ms passed before a decision";
+        // Due at once: the next phase-2 pass sends the ABORTs.
+        var standing = await log.DecideAsync(abandoned.Id, Decision.Abort, reason, abandoned.Votes, time.GetUtcNow(), Durability.Forced, cancellationToken);
+        // Write first, then count: a null-conditional call would skip the write along with its arguments.
+        metrics?.RecordDecision(standing, Decision.Abort, reason, abandoned: true);
+        return standing;
+    }
+
+    /// <summary>
+    /// Re-drive one transaction now, whatever its backoff says; a transaction preparing past its deadline and grace
+    /// is aborted first (forced). A participant that refused the decision (409) is not sent it again: that needs a
+    /// person at the participant, not another message.
+    /// </summary>
     public async Task<TransactionRecord?> RetryNowAsync(string id, CancellationToken cancellationToken)
     {
         var record = await log.FindAsync(id, cancellationToken);
@@ -232,9 +276,9 @@ public sealed class TwoPhaseCoordinator(
             return null;
         }
 
-        if (CoordinatorRules.IsAbandoned(record, time.GetUtcNow()))
+        if (CoordinatorRules.IsAbandoned(record, time.GetUtcNow(), settings.AbandonGrace))
         {
-            record = await log.DecideAsync(id, Decision.Abort, "prepare deadline passed before a decision", record.Votes, time.GetUtcNow(), cancellationToken);
+            record = await AbortAbandonedAsync(record, cancellationToken);
         }
 
         if (record is { State: not TransactionState.Preparing, IsCompleted: false })

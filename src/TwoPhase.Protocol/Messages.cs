@@ -50,6 +50,15 @@ public sealed record TransactionRecord(
     DateTimeOffset? NextAttemptAt)
 {
     public bool IsCompleted => CompletedAt is not null;
+
+    /// <summary>Participants that refused the decision (409): each contradicts a durable decision and needs a person.</summary>
+    public IReadOnlyList<string> Conflicts { get; init; } = [];
+
+    /// <summary>When every participant had acknowledged or refused: recovery stopped re-driving it. Never completed.</summary>
+    public DateTimeOffset? SettledAt { get; init; }
+
+    /// <summary>Some participant refused the decision.</summary>
+    public bool IsConflicted => Conflicts.Count > 0;
 }
 
 /// <summary>The coordinator's answer to its caller once the decision is durable.</summary>

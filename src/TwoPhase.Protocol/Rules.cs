@@ -29,20 +29,28 @@ public static class CoordinatorRules
     }
 
     /// <summary>Answer a participant's (or anyone's) question about a transaction, presuming abort for the unknown.</summary>
+    /// <remarks>
+    /// Safe because every abort someone could act on cannot be undone by a crash: the live coordinator's own
+    /// abort may be lost, but nobody would commit it then; recovery's, an operator's and a keyed one are forced.
+    /// Preparing, even past its deadline, is "pending": the commit stays possible until the log's clock passes
+    /// the transaction's abandon moment, which only the log judges; recovery then writes the abort, so no
+    /// transaction stays pending for longer than its deadline, the grace and one recovery interval.
+    /// </remarks>
     public static DecisionQueryAnswer Answer(TransactionRecord? record, DateTimeOffset now) => record switch
     {
         null => DecisionQueryAnswer.Aborted,
         { State: TransactionState.Committed } => DecisionQueryAnswer.Committed,
         { State: TransactionState.Aborted } => DecisionQueryAnswer.Aborted,
-        // Preparing past its deadline is as good as aborted: recovery will write that, and
-        // the conditional decision write guarantees the coordinator can no longer commit it.
-        // Saying "pending" until then only delays the participant, so stay exact and say pending.
         _ => DecisionQueryAnswer.Pending,
     };
 
-    /// <summary>A transaction still preparing past its deadline is abandoned: recovery aborts it.</summary>
-    public static bool IsAbandoned(TransactionRecord record, DateTimeOffset now) =>
-        record.State == TransactionState.Preparing && now >= record.Deadline;
+    /// <summary>
+    /// A transaction still preparing at or past its deadline plus <paramref name="grace"/> is abandoned: its commit
+    /// is refused and recovery aborts it. This is the caller's view on its own clock; the decision log judges the
+    /// same rule by its clock when it writes (see <see cref="IDecisionLog.BeginAsync"/>).
+    /// </summary>
+    public static bool IsAbandoned(TransactionRecord record, DateTimeOffset now, TimeSpan grace) =>
+        record.State == TransactionState.Preparing && now >= record.Deadline + grace;
 
     /// <summary>The decision as the participants must hear it.</summary>
     public static Decision ToDecision(TransactionState state) => state switch

@@ -39,6 +39,16 @@ public enum Decision
     Abort,
 }
 
+/// <summary>How durable an abort decision must be before the log returns (a commit is always forced).</summary>
+public enum Durability
+{
+    /// <summary>May be lost in a crash of the log's database (PostgreSQL <c>synchronous_commit = off</c>, SQLite <c>synchronous = NORMAL</c>).</summary>
+    Relaxed,
+
+    /// <summary>On disk before the call returns.</summary>
+    Forced,
+}
+
 /// <summary>The answer to "what happened to transaction X?" (<c>GET /v1/transactions/{id}</c>).</summary>
 public enum DecisionQueryAnswer
 {

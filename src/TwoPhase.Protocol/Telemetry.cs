@@ -79,6 +79,7 @@ public sealed class TwoPhaseMetrics : IDisposable
     private readonly Histogram<double> _callDuration;
     private readonly UpDownCounter<long> _inFlight;
     private readonly Counter<long> _redrives;
+    private readonly Counter<long> _conflicts;
     private readonly Counter<long> _votes;
     private readonly Counter<long> _participantDecisions;
     private Snapshot? _coordinator;
@@ -95,6 +96,7 @@ public sealed class TwoPhaseMetrics : IDisposable
         _callDuration = _meter.CreateHistogram("twophase.participant.call.duration", "s", "One message to one participant, by participant, message and result.", advice: latency);
         _inFlight = _meter.CreateUpDownCounter<long>("twophase.transactions.in_flight", "{transaction}", "Transactions this coordinator is running now.");
         _redrives = _meter.CreateCounter<long>("twophase.recovery.redrives", "{transaction}", "Phase-2 rounds run by recovery for decided transactions not yet completed.");
+        _conflicts = _meter.CreateCounter<long>("twophase.coordinator.conflicts", "{refusal}", "COMMITs or ABORTs a participant refused (409): its ledger contradicts a durable decision. Each needs a person; the transaction stays unfinished and is not re-sent to that participant.");
         _votes = _meter.CreateCounter<long>("twophase.participant.votes", "{vote}", "Votes this participant gave, by vote.");
         _participantDecisions = _meter.CreateCounter<long>("twophase.participant.decisions", "{message}", "COMMIT and ABORT messages this participant handled, by message and result.");
         _meter.CreateObservableGauge("twophase.transactions.unfinished", () => Observe(_coordinator, s => s.Count), "{transaction}", "Transactions in the decision log not yet completed (preparing, or decided and not acknowledged by all).");
@@ -130,7 +132,11 @@ public sealed class TwoPhaseMetrics : IDisposable
     /// Count a decision once, by whoever wrote it: <paramref name="written"/> is the record as it stands after our
     /// conditional write; if another writer decided first, its state or reason differs from ours and we count nothing.
     /// </summary>
-    public void RecordDecision(TransactionRecord written, Decision ours, string? ourReason, bool byRecovery = false)
+    /// <param name="written">The record after our write.</param>
+    /// <param name="ours">What we tried to write.</param>
+    /// <param name="ourReason">Our reason, to tell our write from another's.</param>
+    /// <param name="abandoned">An abort because nobody decided in time (recovery, or a commit the log refused as too late).</param>
+    public void RecordDecision(TransactionRecord written, Decision ours, string? ourReason, bool abandoned = false)
     {
         var expected = ours == Decision.Commit ? TransactionState.Committed : TransactionState.Aborted;
         if (written.State != expected || written.Reason != ourReason)
@@ -144,7 +150,7 @@ public sealed class TwoPhaseMetrics : IDisposable
             return;
         }
 
-        var (reason, participant) = byRecovery ? ("abandoned", "") : AbortCause(written.Votes);
+        var (reason, participant) = abandoned ? ("abandoned", "") : AbortCause(written.Votes);
         _aborted.Add(1, new KeyValuePair<string, object?>("reason", reason), new KeyValuePair<string, object?>("participant", participant));
     }
 
@@ -153,6 +159,15 @@ public sealed class TwoPhaseMetrics : IDisposable
         if (count > 0)
         {
             _redrives.Add(count);
+        }
+    }
+
+    /// <summary>Count participants newly found refusing a decision (409).</summary>
+    public void RecordConflicts(int count)
+    {
+        if (count > 0)
+        {
+            _conflicts.Add(count);
         }
     }
 

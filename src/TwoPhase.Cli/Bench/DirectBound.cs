@@ -92,7 +92,7 @@ public sealed class DirectBound : IAsyncDisposable
         var payload = JsonSerializer.Serialize(new { orderId = id, items, clientOrderId, legacyOrderId = (long?)null }, JsonSerializerOptions.Web);
         var hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new { items, clientOrderId }, JsonSerializerOptions.Web))));
         var (record, created) = await _log.BeginAsync(
-            new TransactionRequest(id, Participants, payload, clientOrderId, hash), DateTimeOffset.UtcNow + PrepareDeadline, cancellationToken);
+            new TransactionRequest(id, Participants, payload, clientOrderId, hash), DateTimeOffset.UtcNow + PrepareDeadline, DateTimeOffset.UtcNow + (PrepareDeadline * 2), cancellationToken);
         if (!created)
         {
             return new Attempt(BenchOutcome.Error, id, $"transaction {record.Id} already existed");
@@ -104,7 +104,8 @@ public sealed class DirectBound : IAsyncDisposable
         var (dv, dr) = await deliveryVote;
         var votes = new[] { new Vote("storage", sv, sr), new Vote("delivery", dv, dr) };
         var (decision, reason) = CoordinatorRules.Decide(ParticipantNames, votes);
-        var decided = await _log.DecideAsync(id, decision, reason, votes, DateTimeOffset.UtcNow + (PrepareDeadline * 2), cancellationToken);
+        // Keyed, as the coordinator's: its abort is forced.
+        var decided = await _log.DecideAsync(id, decision, reason, votes, DateTimeOffset.UtcNow + (PrepareDeadline * 2), Durability.Forced, cancellationToken);
         if (decided.State is not (TransactionState.Committed or TransactionState.Aborted))
         {
             return new Attempt(BenchOutcome.Error, id, $"decided {decided.State}");

@@ -51,6 +51,13 @@ public sealed class CoordinatorHarness
     public static TransactionRequest Request(string id, string? idempotencyKey = null) =>
         new(id, [Storage, Delivery], """{"items":[{"sku":"widget","quantity":1}]}""", idempotencyKey, idempotencyKey is null ? null : "hash");
 
+    /// <summary>Record a transaction as preparing, as <see cref="TwoPhaseCoordinator.ExecuteAsync"/> would, and run nothing more.</summary>
+    public Task<(TransactionRecord Record, bool Created)> BeginAsync(string id)
+    {
+        var deadline = Clock.GetUtcNow() + Settings.PrepareDeadline;
+        return Log.BeginAsync(Request(id), deadline, deadline + Settings.AbandonGrace, CancellationToken.None);
+    }
+
     public Task<(TransactionOutcome Outcome, bool Created)> ExecuteAsync(string id, string? idempotencyKey = null) =>
         Coordinator.ExecuteAsync(Request(id, idempotencyKey), CancellationToken.None);
 }

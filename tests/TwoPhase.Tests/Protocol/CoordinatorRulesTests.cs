@@ -78,17 +78,18 @@ public sealed class CoordinatorRulesTests
         Assert.Equal(DecisionQueryAnswer.Pending, CoordinatorRules.Answer(Record(TransactionState.Preparing, deadline: Now.AddSeconds(-1)), Now));
 
     [Theory]
-    [InlineData(-1, true)]
-    [InlineData(0, true)]
-    [InlineData(1, false)]
-    public void PreparingAtOrPastDeadline_IsAbandoned(int deadlineOffsetMs, bool abandoned) =>
-        Assert.Equal(abandoned, CoordinatorRules.IsAbandoned(Record(TransactionState.Preparing, Now.AddMilliseconds(deadlineOffsetMs)), Now));
+    [InlineData(-1001, true)]
+    [InlineData(-1000, true)]
+    [InlineData(-999, false)]
+    [InlineData(0, false)]
+    public void PreparingAtOrPastDeadlineAndGrace_IsAbandoned(int deadlineOffsetMs, bool abandoned) =>
+        Assert.Equal(abandoned, CoordinatorRules.IsAbandoned(Record(TransactionState.Preparing, Now.AddMilliseconds(deadlineOffsetMs)), Now, TimeSpan.FromSeconds(1)));
 
     [Theory]
     [InlineData(TransactionState.Committed)]
     [InlineData(TransactionState.Aborted)]
     public void DecidedPastDeadline_IsNeverAbandoned(TransactionState state) =>
-        Assert.False(CoordinatorRules.IsAbandoned(Record(state, Now.AddSeconds(-10)), Now));
+        Assert.False(CoordinatorRules.IsAbandoned(Record(state, Now.AddSeconds(-10)), Now, TimeSpan.FromSeconds(1)));
 
     [Theory]
     [InlineData(TransactionState.Committed, Decision.Commit)]

@@ -1,4 +1,5 @@
 using TwoPhase.Protocol;
+using TwoPhase.Tests.Protocol.Fakes;
 using static TwoPhase.Tests.Protocol.CoordinatorHarness;
 
 namespace TwoPhase.Tests.Protocol;
@@ -280,7 +281,7 @@ public sealed class TwoPhaseCoordinatorTests
     public async Task PreparingJustPastDeadline_RecoveryLeavesItToTheLiveCoordinatorDuringTheGrace()
     {
         var h = new CoordinatorHarness();
-        await h.Log.BeginAsync(Request("tx-1"), h.Clock.GetUtcNow() + h.Settings.PrepareDeadline, CancellationToken.None);
+        await h.BeginAsync("tx-1");
 
         h.Clock.Advance(h.Settings.PrepareDeadline + (h.Settings.AbandonGrace / 2));
         Assert.Equal(0, await h.Coordinator.RecoverOnceAsync(CancellationToken.None));
@@ -296,7 +297,7 @@ public sealed class TwoPhaseCoordinatorTests
     {
         var h = new CoordinatorHarness();
         // The coordinator wrote preparing and died before sending anything.
-        await h.Log.BeginAsync(Request("tx-1"), h.Clock.GetUtcNow() + h.Settings.PrepareDeadline, CancellationToken.None);
+        await h.BeginAsync("tx-1");
 
         Assert.Equal(0, await h.Coordinator.RecoverOnceAsync(CancellationToken.None));
         h.Clock.Advance(h.Settings.PrepareDeadline + h.Settings.AbandonGrace);
@@ -316,7 +317,7 @@ public sealed class TwoPhaseCoordinatorTests
     {
         using var metrics = new TwoPhaseMetrics();
         var h = new CoordinatorHarness(metrics: metrics);
-        await h.Log.BeginAsync(Request("tx-1"), h.Clock.GetUtcNow() + h.Settings.PrepareDeadline, CancellationToken.None);
+        await h.BeginAsync("tx-1");
 
         h.Clock.Advance(h.Settings.PrepareDeadline + h.Settings.AbandonGrace);
         await h.Coordinator.RecoverOnceAsync(CancellationToken.None);
@@ -360,7 +361,7 @@ public sealed class TwoPhaseCoordinatorTests
     public async Task DecisionQuery_AfterRecoveryAbort_AnswersAborted()
     {
         var h = new CoordinatorHarness();
-        await h.Log.BeginAsync(Request("tx-1"), h.Clock.GetUtcNow() + h.Settings.PrepareDeadline, CancellationToken.None);
+        await h.BeginAsync("tx-1");
         Assert.Equal(DecisionQueryAnswer.Pending, CoordinatorRules.Answer(await h.Log.FindAsync("tx-1", CancellationToken.None), h.Clock.GetUtcNow()));
 
         h.Clock.Advance(h.Settings.PrepareDeadline + h.Settings.AbandonGrace);
@@ -386,15 +387,193 @@ public sealed class TwoPhaseCoordinatorTests
     }
 
     [Fact]
-    public async Task ParticipantConflictsOnCommit_IsNotCountedAsAcknowledged_RetryScheduled()
+    public async Task ParticipantConflictsOnCommit_NotRedriven_ConflictRecordedVisibleAndCounted()
     {
-        var h = new CoordinatorHarness();
+        using var metrics = new TwoPhaseMetrics();
+        using var conflicts = new CounterProbe(metrics, "twophase.coordinator.conflicts");
+        var h = new CoordinatorHarness(metrics: metrics);
         h.Transport.OnDecision("delivery", (_, _) => Task.FromResult(new Ack("delivery", AckKind.Conflict, "commit for a transaction that is aborted here")));
 
         var (outcome, _) = await h.ExecuteAsync("tx-1");
 
         Assert.Equal(TransactionState.Committed, outcome.State);
         Assert.Equal(["storage"], outcome.Acknowledged);
-        Assert.Single(h.Log.Retries);
+        var record = await h.Log.FindAsync("tx-1", CancellationToken.None);
+        Assert.Equal(["delivery"], record!.Conflicts);
+        Assert.Equal(["storage"], record.Acknowledged);
+        Assert.NotNull(record.SettledAt);
+        // Terminal for the coordinator, but not completed: it stays among the unfinished, for a person.
+        Assert.False(record.IsCompleted);
+        Assert.Equal(["tx-1"], (await h.Log.ListUnfinishedAsync(10, CancellationToken.None)).Select(r => r.Id));
+        Assert.Contains(h.Log.Writes, w => w == ("conflicts:tx-1:delivery:settled", true));
+        Assert.Equal(1, conflicts.Total);
+
+        // Nothing is re-sent, however long recovery runs, and nothing more is counted.
+        Assert.Empty(h.Log.Retries);
+        for (var round = 0; round < 5; round++)
+        {
+            h.Clock.Advance(h.Settings.RetryMaxDelay);
+            Assert.Equal(0, await h.Coordinator.RecoverOnceAsync(CancellationToken.None));
+        }
+
+        Assert.Null(await h.Coordinator.RetryNowAsync("nope", CancellationToken.None));
+        await h.Coordinator.RetryNowAsync("tx-1", CancellationToken.None);
+        Assert.Equal(1, h.Journal.Count("commit:delivery"));
+        Assert.Equal(1, h.Journal.Count("commit:storage"));
+        Assert.Equal(1, conflicts.Total);
+    }
+
+    [Fact]
+    public async Task OneParticipantConflicts_OtherDown_OnlyTheOtherIsRedriven_ThenSettled()
+    {
+        var h = new CoordinatorHarness();
+        var storageUp = false;
+        h.Transport.OnDecision("delivery", (_, _) => Task.FromResult(new Ack("delivery", AckKind.Conflict, "not prepared here")));
+        h.Transport.OnDecision("storage", (_, _) => Task.FromResult(Volatile.Read(ref storageUp)
+            ? new Ack("storage", AckKind.Acknowledged)
+            : new Ack("storage", AckKind.Failed, "connection refused")));
+
+        await h.ExecuteAsync("tx-1");
+
+        var record = await h.Log.FindAsync("tx-1", CancellationToken.None);
+        Assert.Equal(["delivery"], record!.Conflicts);
+        Assert.Null(record.SettledAt);
+        var retry = Assert.Single(h.Log.Retries);
+
+        Volatile.Write(ref storageUp, true);
+        h.Clock.Advance(retry.NextAttemptAt - h.Clock.GetUtcNow());
+        Assert.Equal(1, await h.Coordinator.RecoverOnceAsync(CancellationToken.None));
+
+        record = await h.Log.FindAsync("tx-1", CancellationToken.None);
+        Assert.Equal(["storage"], record!.Acknowledged);
+        Assert.Equal(["delivery"], record.Conflicts);
+        Assert.NotNull(record.SettledAt);
+        Assert.False(record.IsCompleted);
+        Assert.Equal(2, h.Journal.Count("commit:storage"));
+        Assert.Equal(1, h.Journal.Count("commit:delivery"));
+        h.Clock.Advance(h.Settings.RetryMaxDelay);
+        Assert.Equal(0, await h.Coordinator.RecoverOnceAsync(CancellationToken.None));
+    }
+
+    /// <summary>
+    /// The lost abort overtaken by a late commit (issue 10, defect 1): the coordinator holds all yes votes but stalls
+    /// before its commit write; recovery aborts past deadline + grace and sends ABORTs; the log's database crashes
+    /// before that abort is flushed; the stalled coordinator resumes. It must not commit what the participants aborted.
+    /// </summary>
+    [Fact]
+    public async Task StalledBeforeCommitWrite_RecoveryAbortsThenLogCrashes_ClientNotToldCommitted_NoCommitAfterAborts()
+    {
+        var h = new CoordinatorHarness();
+        var stalled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var resume = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        h.Hooks.At(ProtocolPoint.CoordinatorBeforeDecisionWritten, async (_, _) =>
+        {
+            stalled.TrySetResult();
+            await resume.Task;
+        });
+
+        var live = h.ExecuteAsync("tx-1");
+        await stalled.Task.WaitAsync(EventTimeout);
+        h.Clock.Advance(h.Settings.PrepareDeadline + h.Settings.AbandonGrace);
+        await h.Coordinator.RecoverOnceAsync(CancellationToken.None);
+        Assert.Equal(1, h.Journal.Count("abort:storage"));
+        Assert.Equal(1, h.Journal.Count("abort:delivery"));
+        h.Log.Crash();
+        resume.SetResult();
+        var (outcome, _) = await live.WaitAsync(EventTimeout);
+
+        Assert.True(outcome.State == TransactionState.Aborted, string.Join(" | ", h.Journal.Entries));
+        var firstAbort = h.Journal.FirstIndexStartingWith("abort:");
+        Assert.DoesNotContain(h.Journal.Entries.Skip(firstAbort), e => e.StartsWith("commit:", StringComparison.Ordinal));
+        Assert.Equal(0, h.Journal.Count("commit:"));
+        Assert.Equal(TransactionState.Aborted, (await h.Log.FindAsync("tx-1", CancellationToken.None))!.State);
+        // Recovery's abort was forced, and written before its ABORTs went out.
+        Assert.Contains(h.Log.Writes, w => w == ("decide:tx-1:abort", true));
+        Assert.True(h.Journal.IndexOf("decide:tx-1:abort") < firstAbort, string.Join(" | ", h.Journal.Entries));
+    }
+
+    [Fact]
+    public async Task CommitWrittenPastDeadlineAndGrace_LogRefusesIt_AbortedForcedAndClientToldAborted()
+    {
+        var h = new CoordinatorHarness();
+        h.Hooks.At(ProtocolPoint.CoordinatorBeforeDecisionWritten, (_, _) =>
+        {
+            // A pause longer than the deadline and its grace, and no recovery ran meanwhile.
+            h.Clock.Advance(h.Settings.PrepareDeadline + h.Settings.AbandonGrace);
+            return ValueTask.CompletedTask;
+        });
+
+        var (outcome, _) = await h.ExecuteAsync("tx-1").WaitAsync(EventTimeout);
+
+        Assert.Equal(TransactionState.Aborted, outcome.State);
+        Assert.Contains("grace passed before the commit was written", outcome.Reason, StringComparison.Ordinal);
+        Assert.Equal(1, h.Journal.Count("decide-refused:tx-1:commit"));
+        Assert.Equal(0, h.Journal.Count("commit:"));
+        Assert.Equal(1, h.Journal.Count("abort:storage"));
+        Assert.Equal(1, h.Journal.Count("abort:delivery"));
+        Assert.Contains(h.Log.Writes, w => w == ("decide:tx-1:abort", true));
+        h.Log.Crash();
+        Assert.Equal(TransactionState.Aborted, (await h.Log.FindAsync("tx-1", CancellationToken.None))!.State);
+    }
+
+    /// <summary>Issue 10, defect 3: what a client was told under an idempotency key survives a crash of the log's database.</summary>
+    [Fact]
+    public async Task KeyedTransactionAborted_LogCrashes_RetryWithSameKey_ReturnsAborted_RunsNothingNew()
+    {
+        var h = new CoordinatorHarness();
+        h.Transport.OnPrepare("delivery", _ => Task.FromResult(new Vote("delivery", VoteKind.No, "no free courier")));
+        var (first, _) = await h.ExecuteAsync("tx-1", idempotencyKey: "client-key");
+        Assert.Equal(TransactionState.Aborted, first.State);
+
+        h.Log.Crash();
+        // Were the retry to run anew, it would commit now.
+        h.Transport.OnPrepare("delivery", _ => Task.FromResult(new Vote("delivery", VoteKind.Yes)));
+        var (second, created) = await h.ExecuteAsync("tx-2", idempotencyKey: "client-key");
+
+        Assert.False(created);
+        Assert.Equal(("tx-1", TransactionState.Aborted), (second.Id, second.State));
+        Assert.Null(await h.Log.FindAsync("tx-2", CancellationToken.None));
+        Assert.Equal(0, h.Journal.Count("commit:"));
+        Assert.Equal(2, h.Journal.Count("prepare:"));
+    }
+
+    [Fact]
+    public async Task UnkeyedAbortByTheLiveCoordinator_IsNotForced()
+    {
+        var h = new CoordinatorHarness();
+        h.Transport.OnPrepare("delivery", _ => Task.FromResult(new Vote("delivery", VoteKind.No, "no free courier")));
+
+        await h.ExecuteAsync("tx-1");
+
+        // Presumed abort: nobody would commit it if it were lost, so it costs no fsync.
+        Assert.Contains(h.Log.Writes, w => w == ("decide:tx-1:abort", false));
+    }
+
+    [Fact]
+    public async Task RetryNowOfAbandonedTransaction_AbortsForced_BeforeSendingAborts()
+    {
+        var h = new CoordinatorHarness();
+        await h.BeginAsync("tx-1");
+        h.Clock.Advance(h.Settings.PrepareDeadline + h.Settings.AbandonGrace);
+
+        var record = await h.Coordinator.RetryNowAsync("tx-1", CancellationToken.None);
+
+        Assert.Equal(TransactionState.Aborted, record!.State);
+        var decided = h.Log.Writes.FindIndex(w => w == ("decide:tx-1:abort", true));
+        Assert.True(decided >= 0, string.Join(" | ", h.Log.Writes));
+        Assert.True(h.Journal.IndexOf("decide:tx-1:abort") < h.Journal.FirstIndexStartingWith("abort:"), string.Join(" | ", h.Journal.Entries));
+    }
+
+    [Fact]
+    public async Task RetryNowWithinTheGrace_LeavesPreparingToTheLiveCoordinator()
+    {
+        var h = new CoordinatorHarness();
+        await h.BeginAsync("tx-1");
+        h.Clock.Advance(h.Settings.PrepareDeadline);
+
+        var record = await h.Coordinator.RetryNowAsync("tx-1", CancellationToken.None);
+
+        Assert.Equal(TransactionState.Preparing, record!.State);
+        Assert.Equal(0, h.Journal.Count("abort:"));
     }
 }

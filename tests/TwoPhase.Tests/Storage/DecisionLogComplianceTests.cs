@@ -21,6 +21,12 @@ public abstract class DecisionLogComplianceTests : IAsyncLifetime
 
     private DateTimeOffset Deadline => Now + TimeSpan.FromSeconds(2);
 
+    /// <summary>As the coordinator's default: abandoned one second after the deadline.</summary>
+    private static readonly TimeSpan Grace = TimeSpan.FromSeconds(1);
+
+    private Task<(TransactionRecord Record, bool Created)> BeginAsync(TransactionRequest request, DateTimeOffset deadline, CancellationToken cancellationToken) =>
+        Log.BeginAsync(request, deadline, deadline + Grace, cancellationToken);
+
     /// <summary>A new, empty database of the store under test.</summary>
     protected abstract Task<Database> CreateDatabaseAsync();
 
@@ -44,7 +50,7 @@ public abstract class DecisionLogComplianceTests : IAsyncLifetime
     {
         var deadline = Deadline;
 
-        var (record, created) = await Log.BeginAsync(Request("tx-1"), deadline, None);
+        var (record, created) = await BeginAsync(Request("tx-1"), deadline, None);
         var found = await Log.FindAsync("tx-1", None);
 
         Assert.True(created);
@@ -65,9 +71,9 @@ public abstract class DecisionLogComplianceTests : IAsyncLifetime
     [Fact]
     public async Task BeginSameIdTwice_SecondCreatesNothing_ReturnsTheFirst()
     {
-        await Log.BeginAsync(Request("tx-1"), Deadline, None);
+        await BeginAsync(Request("tx-1"), Deadline, None);
 
-        var (record, created) = await Log.BeginAsync(Request("tx-1") with { Payload = "{}" }, Deadline + TimeSpan.FromHours(1), None);
+        var (record, created) = await BeginAsync(Request("tx-1") with { Payload = "{}" }, Deadline + TimeSpan.FromHours(1), None);
 
         Assert.False(created);
         Assert.Equal("tx-1", record.Id);
@@ -77,9 +83,9 @@ public abstract class DecisionLogComplianceTests : IAsyncLifetime
     [Fact]
     public async Task IdempotencyKeyReusedByAnotherId_ReturnsFirstRecord_WritesNothing()
     {
-        await Log.BeginAsync(Request("tx-1", key: "client-key", hash: "h1"), Deadline, None);
+        await BeginAsync(Request("tx-1", key: "client-key", hash: "h1"), Deadline, None);
 
-        var (record, created) = await Log.BeginAsync(Request("tx-2", key: "client-key", hash: "h2"), Deadline, None);
+        var (record, created) = await BeginAsync(Request("tx-2", key: "client-key", hash: "h2"), Deadline, None);
 
         Assert.False(created);
         Assert.Equal("tx-1", record.Id);
@@ -92,7 +98,7 @@ public abstract class DecisionLogComplianceTests : IAsyncLifetime
     [Fact]
     public async Task ConcurrentBeginsWithOneIdempotencyKey_ExactlyOneCreated_AllSeeIt()
     {
-        var results = await Concurrently.RunAsync(20, i => Log.BeginAsync(Request($"tx-{i:D2}", key: "same-key"), Deadline, None));
+        var results = await Concurrently.RunAsync(20, i => BeginAsync(Request($"tx-{i:D2}", key: "same-key"), Deadline, None));
 
         var winner = Assert.Single(results, r => r.Created);
         Assert.All(results, r => Assert.Equal(winner.Record.Id, r.Record.Id));
@@ -102,11 +108,11 @@ public abstract class DecisionLogComplianceTests : IAsyncLifetime
     [Fact]
     public async Task Decide_RecordsDecisionVotesReasonAndWhen()
     {
-        await Log.BeginAsync(Request("tx-1"), Deadline, None);
+        await BeginAsync(Request("tx-1"), Deadline, None);
         Clock.Advance(TimeSpan.FromMilliseconds(300));
         var next = Now + TimeSpan.FromSeconds(4);
 
-        var record = await Log.DecideAsync("tx-1", Decision.Abort, "delivery voted no: no free courier", [new("storage", VoteKind.Yes), new("delivery", VoteKind.No, "no free courier")], next, None);
+        var record = await Log.DecideAsync("tx-1", Decision.Abort, "delivery voted no: no free courier", [new("storage", VoteKind.Yes), new("delivery", VoteKind.No, "no free courier")], next, Durability.Relaxed, None);
 
         Assert.Equal(TransactionState.Aborted, record.State);
         Assert.Equal("delivery voted no: no free courier", record.Reason);
@@ -119,10 +125,10 @@ public abstract class DecisionLogComplianceTests : IAsyncLifetime
     [Fact]
     public async Task SecondDecide_ChangesNothing_ReturnsTheStandingDecision()
     {
-        await Log.BeginAsync(Request("tx-1"), Deadline, None);
-        await Log.DecideAsync("tx-1", Decision.Commit, null, AllYes, Now, None);
+        await BeginAsync(Request("tx-1"), Deadline, None);
+        await Log.DecideAsync("tx-1", Decision.Commit, null, AllYes, Now, Durability.Relaxed, None);
 
-        var second = await Log.DecideAsync("tx-1", Decision.Abort, "recovery: prepare deadline passed", [], Now, None);
+        var second = await Log.DecideAsync("tx-1", Decision.Abort, "recovery: prepare deadline passed", [], Now, Durability.Relaxed, None);
 
         Assert.Equal(TransactionState.Committed, second.State);
         Assert.Null(second.Reason);
@@ -133,10 +139,10 @@ public abstract class DecisionLogComplianceTests : IAsyncLifetime
     [Fact]
     public async Task RecoveryAbortedFirst_LateCommitDecide_CannotTurnItIntoCommit()
     {
-        await Log.BeginAsync(Request("tx-1"), Deadline, None);
-        await Log.DecideAsync("tx-1", Decision.Abort, "prepare deadline passed", [], Now, None);
+        await BeginAsync(Request("tx-1"), Deadline, None);
+        await Log.DecideAsync("tx-1", Decision.Abort, "prepare deadline passed", [], Now, Durability.Relaxed, None);
 
-        var late = await Log.DecideAsync("tx-1", Decision.Commit, null, AllYes, Now, None);
+        var late = await Log.DecideAsync("tx-1", Decision.Commit, null, AllYes, Now, Durability.Relaxed, None);
 
         Assert.Equal(TransactionState.Aborted, late.State);
         Assert.Equal("prepare deadline passed", late.Reason);
@@ -148,11 +154,11 @@ public abstract class DecisionLogComplianceTests : IAsyncLifetime
         for (var t = 0; t < 10; t++)
         {
             var id = $"tx-{t}";
-            await Log.BeginAsync(Request(id), Deadline, None);
+            await BeginAsync(Request(id), Deadline, None);
 
             var results = await Concurrently.RunAsync(2, i => i == 0
-                ? Log.DecideAsync(id, Decision.Commit, null, AllYes, Now, None)
-                : Log.DecideAsync(id, Decision.Abort, "recovery", [], Now, None));
+                ? Log.DecideAsync(id, Decision.Commit, null, AllYes, Now, Durability.Relaxed, None)
+                : Log.DecideAsync(id, Decision.Abort, "recovery", [], Now, Durability.Relaxed, None));
 
             Assert.Equal(results[0].State, results[1].State);
             Assert.Equal(results[0].State, (await Log.FindAsync(id, None))!.State);
@@ -162,14 +168,14 @@ public abstract class DecisionLogComplianceTests : IAsyncLifetime
     [Fact]
     public async Task DecideOfUnknownTransaction_Throws()
     {
-        await Assert.ThrowsAsync<InvalidOperationException>(() => Log.DecideAsync("nope", Decision.Commit, null, AllYes, Now, None));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => Log.DecideAsync("nope", Decision.Commit, null, AllYes, Now, Durability.Relaxed, None));
     }
 
     [Fact]
     public async Task Acknowledge_PartialThenComplete_RecordsWhoAndWhen()
     {
-        await Log.BeginAsync(Request("tx-1"), Deadline, None);
-        await Log.DecideAsync("tx-1", Decision.Commit, null, AllYes, Now, None);
+        await BeginAsync(Request("tx-1"), Deadline, None);
+        await Log.DecideAsync("tx-1", Decision.Commit, null, AllYes, Now, Durability.Relaxed, None);
 
         await Log.AcknowledgeAsync("tx-1", ["storage"], complete: false, None);
         var partial = await Log.FindAsync("tx-1", None);
@@ -187,8 +193,8 @@ public abstract class DecisionLogComplianceTests : IAsyncLifetime
     [Fact]
     public async Task ScheduleRetry_CountsAttempt_HidesTransactionUntilDue()
     {
-        await Log.BeginAsync(Request("tx-1"), Deadline, None);
-        await Log.DecideAsync("tx-1", Decision.Commit, null, AllYes, Now, None);
+        await BeginAsync(Request("tx-1"), Deadline, None);
+        await Log.DecideAsync("tx-1", Decision.Commit, null, AllYes, Now, Durability.Relaxed, None);
         Assert.Single(await Log.FindUnfinishedDueAsync(Now, 10, None));
 
         await Log.ScheduleRetryAsync("tx-1", Now + TimeSpan.FromSeconds(1), None);
@@ -206,8 +212,8 @@ public abstract class DecisionLogComplianceTests : IAsyncLifetime
     [Fact]
     public async Task ScheduleRetryAfterCompleted_ChangesNothing()
     {
-        await Log.BeginAsync(Request("tx-1"), Deadline, None);
-        await Log.DecideAsync("tx-1", Decision.Abort, "no", [], Now, None);
+        await BeginAsync(Request("tx-1"), Deadline, None);
+        await Log.DecideAsync("tx-1", Decision.Abort, "no", [], Now, Durability.Relaxed, None);
         await Log.AcknowledgeAsync("tx-1", ["storage", "delivery"], complete: true, None);
 
         await Log.ScheduleRetryAsync("tx-1", Now + TimeSpan.FromSeconds(5), None);
@@ -218,34 +224,185 @@ public abstract class DecisionLogComplianceTests : IAsyncLifetime
         Assert.Empty(await Log.FindUnfinishedDueAsync(Now + TimeSpan.FromHours(1), 10, None));
     }
 
+    /// <summary>
+    /// Abandonment is judged by the database's clock (PostgreSQL: the server's), which here is far from the test's fake
+    /// clock: only the distance from now given at begin counts, so the moments are in the past or future of both.
+    /// </summary>
     [Fact]
-    public async Task FindAbandoned_ReturnsOnlyPreparingAtOrPastDeadline_OldestFirst()
+    public async Task FindAbandoned_ReturnsOnlyPreparingPastTheirAbandonMoment_OldestFirst()
     {
-        await Log.BeginAsync(Request("tx-old"), Now + TimeSpan.FromSeconds(1), None);
+        await Log.BeginAsync(Request("tx-old"), Now - TimeSpan.FromSeconds(2), Now - TimeSpan.FromSeconds(1), None);
         Clock.Advance(TimeSpan.FromMilliseconds(10));
-        await Log.BeginAsync(Request("tx-decided"), Now + TimeSpan.FromSeconds(1), None);
-        await Log.DecideAsync("tx-decided", Decision.Commit, null, AllYes, Now + TimeSpan.FromHours(1), None);
+        await Log.BeginAsync(Request("tx-decided"), Now - TimeSpan.FromSeconds(2), Now - TimeSpan.FromSeconds(1), None);
+        await Log.DecideAsync("tx-decided", Decision.Abort, "no", [], Now, Durability.Relaxed, None);
         Clock.Advance(TimeSpan.FromMilliseconds(10));
-        await Log.BeginAsync(Request("tx-later"), Now + TimeSpan.FromSeconds(1), None);
+        await Log.BeginAsync(Request("tx-later"), Now - TimeSpan.FromSeconds(2), Now - TimeSpan.FromSeconds(1), None);
         Clock.Advance(TimeSpan.FromMilliseconds(10));
-        await Log.BeginAsync(Request("tx-fresh"), Now + TimeSpan.FromMinutes(1), None);
+        // Past its deadline, but not its abandon moment: still the live coordinator's.
+        await Log.BeginAsync(Request("tx-in-grace"), Now - TimeSpan.FromSeconds(1), Now + TimeSpan.FromMinutes(1), None);
+        await Log.BeginAsync(Request("tx-fresh"), Now + TimeSpan.FromMinutes(1), Now + TimeSpan.FromMinutes(2), None);
 
-        Assert.Empty(await Log.FindAbandonedAsync(Now, 10, None));
+        Assert.Equal(["tx-old", "tx-later"], (await Log.FindAbandonedAsync(10, None)).Select(r => r.Id));
+        Assert.Equal(["tx-old"], (await Log.FindAbandonedAsync(1, None)).Select(r => r.Id));
+    }
+
+    /// <summary>
+    /// The commit write and recovery's abort are disjoint in time (issue 10, defect 1): past its abandon moment a
+    /// transaction takes no commit, whoever asks, and is left preparing for an abort, which it still takes.
+    /// </summary>
+    [Fact]
+    public async Task CommitPastAbandonMoment_IsRefused_LeftPreparing_AbortStillTaken()
+    {
+        await Log.BeginAsync(Request("tx-late"), Now - TimeSpan.FromSeconds(2), Now - TimeSpan.FromMilliseconds(500), None);
+        await Log.BeginAsync(Request("tx-in-grace"), Now - TimeSpan.FromSeconds(1), Now + TimeSpan.FromMinutes(1), None);
+
+        var late = await Log.DecideAsync("tx-late", Decision.Commit, null, AllYes, Now, Durability.Relaxed, None);
+        var inGrace = await Log.DecideAsync("tx-in-grace", Decision.Commit, null, AllYes, Now, Durability.Relaxed, None);
+
+        Assert.Equal(TransactionState.Preparing, late.State);
+        Assert.Null(late.DecidedAt);
+        Assert.Equal(TransactionState.Preparing, (await Log.FindAsync("tx-late", None))!.State);
+        Assert.Equal(TransactionState.Committed, inGrace.State);
+        Assert.Equal(["tx-late"], (await Log.FindAbandonedAsync(10, None)).Select(r => r.Id));
+
+        var aborted = await Log.DecideAsync("tx-late", Decision.Abort, "prepare deadline passed", AllYes, Now, Durability.Forced, None);
+        Assert.Equal(TransactionState.Aborted, aborted.State);
+        Assert.Empty(await Log.FindAbandonedAsync(10, None));
+    }
+
+    /// <summary>Commit decisions arriving together share one UPDATE: each one past its abandon moment is refused alone.</summary>
+    [Fact]
+    public async Task ConcurrentCommits_SomePastTheirAbandonMoment_OnlyThoseRefused()
+    {
+        for (var i = 0; i < 20; i++)
+        {
+            var abandonAt = i % 2 == 0 ? Now - TimeSpan.FromSeconds(1) : Now + TimeSpan.FromMinutes(1);
+            await Log.BeginAsync(Request($"tx-{i:D2}"), Now - TimeSpan.FromSeconds(2), abandonAt, None);
+        }
+
+        var decided = await Concurrently.RunAsync(20, i => Log.DecideAsync($"tx-{i:D2}", Decision.Commit, null, AllYes, Now, Durability.Relaxed, None));
+
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.Equal(i % 2 == 0 ? TransactionState.Preparing : TransactionState.Committed, decided[i].State);
+            Assert.Equal(decided[i].State, (await Log.FindAsync($"tx-{i:D2}", None))!.State);
+        }
+    }
+
+    [Fact]
+    public async Task ForcedAndRelaxedAborts_AreBothRecorded_AndStand()
+    {
+        await BeginAsync(Request("tx-1"), Deadline, None);
+        await BeginAsync(Request("tx-2"), Deadline, None);
+
+        var forced = await Log.DecideAsync("tx-1", Decision.Abort, "recovery", [], Now, Durability.Forced, None);
+        var relaxed = await Log.DecideAsync("tx-2", Decision.Abort, "no", [], Now, Durability.Relaxed, None);
+        var late = await Log.DecideAsync("tx-1", Decision.Commit, null, AllYes, Now, Durability.Relaxed, None);
+
+        Assert.Equal((TransactionState.Aborted, "recovery"), (forced.State, forced.Reason));
+        Assert.Equal((TransactionState.Aborted, "no"), (relaxed.State, relaxed.Reason));
+        Assert.Equal(TransactionState.Aborted, late.State);
+    }
+
+    /// <summary>Issue 10, defect 5: a late partial acknowledgement must not shrink what a completed transaction recorded.</summary>
+    [Fact]
+    public async Task PartialAcknowledgementAfterCompleted_ChangesNothing()
+    {
+        await BeginAsync(Request("tx-1"), Deadline, None);
+        await Log.DecideAsync("tx-1", Decision.Commit, null, AllYes, Now, Durability.Relaxed, None);
+        await Log.AcknowledgeAsync("tx-1", ["storage", "delivery"], complete: true, None);
+
+        await Log.AcknowledgeAsync("tx-1", ["storage"], complete: false, None);
+
+        var record = await Log.FindAsync("tx-1", None);
+        Assert.True(record!.IsCompleted);
+        Assert.Equal(["storage", "delivery"], record.Acknowledged);
+    }
+
+    [Fact]
+    public async Task PartialAcknowledgementsRacing_OnlyGrow()
+    {
+        await BeginAsync(Request("tx-1"), Deadline, None);
+        await Log.DecideAsync("tx-1", Decision.Commit, null, AllYes, Now, Durability.Relaxed, None);
+
+        // Two rounds, each knowing only its own acknowledgement.
+        await Log.AcknowledgeAsync("tx-1", ["delivery"], complete: false, None);
+        await Log.AcknowledgeAsync("tx-1", ["storage"], complete: false, None);
+
+        var record = await Log.FindAsync("tx-1", None);
+        Assert.Equal(["delivery", "storage"], record!.Acknowledged);
+        Assert.False(record.IsCompleted);
+    }
+
+    /// <summary>Issue 10, defect 5: a refused (409) decision is recorded, visible, and ends re-driving once everyone answered.</summary>
+    [Fact]
+    public async Task RecordConflicts_Visible_SettledStopsRedrive_StaysUnfinished()
+    {
+        await BeginAsync(Request("tx-1"), Deadline, None);
+        await Log.DecideAsync("tx-1", Decision.Commit, null, AllYes, Now, Durability.Relaxed, None);
+
+        await Log.RecordConflictsAsync("tx-1", [], ["delivery"], settled: false, None);
+        var unsettled = await Log.FindAsync("tx-1", None);
+        Assert.Equal(["delivery"], unsettled!.Conflicts);
+        Assert.Null(unsettled.SettledAt);
+        Assert.Single(await Log.FindUnfinishedDueAsync(Now, 10, None));
+
         Clock.Advance(TimeSpan.FromSeconds(1));
+        await Log.RecordConflictsAsync("tx-1", ["storage"], [], settled: true, None);
 
-        Assert.Equal(["tx-old", "tx-later"], (await Log.FindAbandonedAsync(Now, 10, None)).Select(r => r.Id));
-        Assert.Equal(["tx-old"], (await Log.FindAbandonedAsync(Now, 1, None)).Select(r => r.Id));
+        var settled = await Log.FindAsync("tx-1", None);
+        Assert.Equal(["delivery"], settled!.Conflicts);
+        Assert.Equal(["storage"], settled.Acknowledged);
+        Assert.Equal(Now, settled.SettledAt);
+        Assert.False(settled.IsCompleted);
+        Assert.Empty(await Log.FindUnfinishedDueAsync(Now + TimeSpan.FromHours(1), 10, None));
+        Assert.Equal(["tx-1"], (await Log.ListUnfinishedAsync(10, None)).Select(r => r.Id));
+    }
+
+    /// <summary>A database made before the conflict and abandon columns existed gets them at start-up, twice harmlessly.</summary>
+    [Fact]
+    public async Task InitializeOnOldSchema_AddsNewColumns_OldRowsReadable_Idempotent()
+    {
+        await _db!.WriteAsync(
+            async tx =>
+            {
+                await using var command = tx.Connection.CreateCommand();
+                command.Transaction = tx.Transaction;
+                command.CommandText = """
+                    DROP TABLE tp_transactions;
+                    CREATE TABLE tp_transactions (
+                        tx_id TEXT PRIMARY KEY, state TEXT NOT NULL, participants TEXT NOT NULL, acknowledged TEXT NOT NULL DEFAULT '[]',
+                        votes TEXT NOT NULL DEFAULT '[]', reason TEXT NULL, payload TEXT NOT NULL, idempotency_key TEXT NULL UNIQUE,
+                        request_hash TEXT NULL, created_ms BIGINT NOT NULL, deadline_ms BIGINT NOT NULL, decided_ms BIGINT NULL,
+                        completed_ms BIGINT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_ms BIGINT NULL);
+                    INSERT INTO tp_transactions (tx_id, state, participants, payload, created_ms, deadline_ms) VALUES ('tx-old', 'preparing', '["storage","delivery"]', '{}', 0, 0);
+                    """;
+                await command.ExecuteNonQueryAsync();
+            },
+            None);
+
+        await Log.InitializeAsync(None);
+        await Log.InitializeAsync(None);
+
+        var old = await Log.FindAsync("tx-old", None);
+        Assert.Empty(old!.Conflicts);
+        Assert.Null(old.SettledAt);
+        // An old row's deadline stands in for its abandon moment: long past.
+        Assert.Equal(["tx-old"], (await Log.FindAbandonedAsync(10, None)).Select(r => r.Id));
+        await BeginAsync(Request("tx-new"), Deadline, None);
+        await Log.RecordConflictsAsync("tx-old", [], ["storage"], settled: false, None);
+        Assert.Equal(["storage"], (await Log.FindAsync("tx-old", None))!.Conflicts);
     }
 
     [Fact]
     public async Task FindUnfinishedDue_ExcludesPreparingCompletedAndNotYetDue_OldestFirst_Limited()
     {
-        await Log.BeginAsync(Request("tx-preparing"), Deadline, None);
+        await BeginAsync(Request("tx-preparing"), Deadline, None);
         foreach (var id in new[] { "tx-a", "tx-b", "tx-c", "tx-done", "tx-later" })
         {
             Clock.Advance(TimeSpan.FromMilliseconds(10));
-            await Log.BeginAsync(Request(id), Deadline, None);
-            await Log.DecideAsync(id, Decision.Commit, null, AllYes, Now, None);
+            await BeginAsync(Request(id), Deadline, None);
+            await Log.DecideAsync(id, Decision.Commit, null, AllYes, Now, Durability.Relaxed, None);
         }
 
         await Log.AcknowledgeAsync("tx-done", ["storage", "delivery"], complete: true, None);
@@ -260,12 +417,12 @@ public abstract class DecisionLogComplianceTests : IAsyncLifetime
     {
         foreach (var id in new[] { "tx-z", "tx-y", "tx-x" })
         {
-            await Log.BeginAsync(Request(id), Deadline, None);
+            await BeginAsync(Request(id), Deadline, None);
             Clock.Advance(TimeSpan.FromMilliseconds(10));
         }
 
-        await Log.DecideAsync("tx-y", Decision.Abort, "no", [], Now, None);
-        await Log.DecideAsync("tx-x", Decision.Commit, null, AllYes, Now, None);
+        await Log.DecideAsync("tx-y", Decision.Abort, "no", [], Now, Durability.Relaxed, None);
+        await Log.DecideAsync("tx-x", Decision.Commit, null, AllYes, Now, Durability.Relaxed, None);
         await Log.AcknowledgeAsync("tx-x", ["storage", "delivery"], complete: true, None);
 
         Assert.Equal(["tx-z", "tx-y"], (await Log.ListUnfinishedAsync(10, None)).Select(r => r.Id));
@@ -277,7 +434,7 @@ public abstract class DecisionLogComplianceTests : IAsyncLifetime
     {
         foreach (var id in new[] { "c", "a", "d", "b" })
         {
-            await Log.BeginAsync(Request(id), Deadline, None);
+            await BeginAsync(Request(id), Deadline, None);
         }
 
         Assert.Equal(["a", "b"], (await Log.ListAsync(null, 2, None)).Select(r => r.Id));
@@ -294,13 +451,13 @@ public abstract class DecisionLogComplianceTests : IAsyncLifetime
     {
         for (var i = 0; i < 30; i++)
         {
-            await Log.BeginAsync(Request($"tx-{i:D2}"), Deadline, None);
+            await BeginAsync(Request($"tx-{i:D2}"), Deadline, None);
         }
 
-        await Log.DecideAsync("tx-29", Decision.Abort, "deadline passed", [], Now, None);
+        await Log.DecideAsync("tx-29", Decision.Abort, "deadline passed", [], Now, Durability.Relaxed, None);
 
         // 0-28 twice each (a duplicate racing the first), and 29, already aborted.
-        var decided = await Concurrently.RunAsync(59, i => Log.DecideAsync($"tx-{(i == 58 ? 29 : i % 29):D2}", Decision.Commit, null, AllYes, Now + TimeSpan.FromSeconds(4), None));
+        var decided = await Concurrently.RunAsync(59, i => Log.DecideAsync($"tx-{(i == 58 ? 29 : i % 29):D2}", Decision.Commit, null, AllYes, Now + TimeSpan.FromSeconds(4), Durability.Relaxed, None));
 
         for (var i = 0; i < 58; i++)
         {
@@ -329,11 +486,11 @@ public abstract class DecisionLogComplianceTests : IAsyncLifetime
     [Fact]
     public async Task ConcurrentBegins_DistinctAllCreated_SameKeyCreatedOnce()
     {
-        var distinct = await Concurrently.RunAsync(30, i => Log.BeginAsync(Request($"tx-{i:D2}", key: $"key-{i:D2}", hash: "h"), Deadline, None));
+        var distinct = await Concurrently.RunAsync(30, i => BeginAsync(Request($"tx-{i:D2}", key: $"key-{i:D2}", hash: "h"), Deadline, None));
         Assert.All(distinct, d => Assert.True(d.Created));
         Assert.Equal(30, (await Log.ListUnfinishedAsync(100, None)).Count);
 
-        var sameKey = await Concurrently.RunAsync(20, i => Log.BeginAsync(Request($"retry-{i:D2}", key: "one-key", hash: "h"), Deadline, None));
+        var sameKey = await Concurrently.RunAsync(20, i => BeginAsync(Request($"retry-{i:D2}", key: "one-key", hash: "h"), Deadline, None));
         var created = Assert.Single(sameKey, d => d.Created);
         Assert.All(sameKey, d => Assert.Equal(created.Record.Id, d.Record.Id));
         Assert.Equal(31, (await Log.ListUnfinishedAsync(100, None)).Count);
