@@ -329,6 +329,23 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
             cancellationToken);
 
     /// <summary>
+    /// Transactions not completed that some participant refused (409), oldest first: the operator's work list. Reads
+    /// only unfinished rows (the partial index), as conflicted transactions are never completed.
+    /// </summary>
+    public Task<IReadOnlyList<TransactionRecord>> ListConflictedAsync(int limit, CancellationToken cancellationToken) =>
+        QueryAsync(
+            $"SELECT {Columns} FROM tp_transactions WHERE completed_ms IS NULL AND conflicts <> '[]' ORDER BY created_ms LIMIT @Limit",
+            new { Limit = limit },
+            cancellationToken);
+
+    /// <summary>How many transactions not completed some participant refused (409).</summary>
+    public Task<long> CountConflictedAsync(CancellationToken cancellationToken) =>
+        db.ReadAsync(
+            connection => connection.ExecuteScalarAsync<long>(new CommandDefinition(
+                "SELECT COUNT(*) FROM tp_transactions WHERE completed_ms IS NULL AND conflicts <> '[]'", cancellationToken: cancellationToken)),
+            cancellationToken);
+
+    /// <summary>
     /// The newest transactions first, for the dashboard. Ids are version-7 GUIDs (time first), so id order is
     /// creation order and the primary key serves the query without a scan.
     /// </summary>

@@ -51,6 +51,8 @@ public sealed record DashboardSnapshot(
     int InFlight,
     long UnfinishedCount,
     IReadOnlyList<TransactionView> Unfinished,
+    long ConflictedCount,
+    IReadOnlyList<TransactionView> Conflicted,
     IReadOnlyList<TimelineView> Recent,
     IReadOnlyList<ParticipantView> Participants,
     JsonElement? Products,
@@ -115,6 +117,8 @@ public sealed class DashboardReader(
         var couriers = GetJsonAsync(http, o.CourierParticipant, "v1/couriers", cancellationToken);
         var unfinishedCount = await Observation.UnfinishedAsync(db, cancellationToken);
         var unfinished = await log.ListUnfinishedAsync(20, cancellationToken);
+        var conflictedCount = await log.CountConflictedAsync(cancellationToken);
+        var conflicted = conflictedCount > 0 ? await log.ListConflictedAsync(20, cancellationToken) : [];
         var recent = await log.ListRecentAsync(Math.Clamp(o.RecentTransactions, 1, 100), cancellationToken);
         var timelines = await Task.WhenAll(recent.Select((r, i) => TimelineAsync(http, r, now, i < o.TimelineTransactions, cancellationToken)));
         return new DashboardSnapshot(
@@ -123,6 +127,8 @@ public sealed class DashboardReader(
             gate.InFlight,
             unfinishedCount.Count,
             unfinished.Select(r => TransactionView.From(r, now)).ToList(),
+            conflictedCount,
+            conflicted.Select(r => TransactionView.From(r, now)).ToList(),
             timelines,
             await Task.WhenAll(prepared),
             await products,

@@ -1,10 +1,15 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using TwoPhase.AspNetCore;
+using TwoPhase.Persistence;
 using TwoPhase.Protocol;
 
 namespace OrderService.Orders;
 
-/// <summary>A transaction as the operator sees it.</summary>
+/// <summary>
+/// A transaction as the operator sees it. <see cref="Conflicts"/>: participants that refused the decision (409), a
+/// protocol violation needing a person; once everyone acknowledged or refused, <see cref="SettledAt"/> says when the
+/// coordinator stopped re-driving it. Such a transaction is never completed.
+/// </summary>
 public sealed record TransactionView(
     string TransactionId,
     string State,
@@ -18,7 +23,9 @@ public sealed record TransactionView(
     DateTimeOffset CreatedAt,
     DateTimeOffset? DecidedAt,
     DateTimeOffset? CompletedAt,
-    DateTimeOffset? NextAttemptAt)
+    DateTimeOffset? NextAttemptAt,
+    IReadOnlyList<string> Conflicts,
+    DateTimeOffset? SettledAt)
 {
     public static TransactionView From(TransactionRecord r, DateTimeOffset now) => new(
         r.Id,
@@ -33,7 +40,9 @@ public sealed record TransactionView(
         r.CreatedAt,
         r.DecidedAt,
         r.CompletedAt,
-        r.NextAttemptAt);
+        r.NextAttemptAt,
+        r.Conflicts,
+        r.SettledAt);
 }
 
 public static class TransactionsApi
@@ -48,11 +57,11 @@ public static class TransactionsApi
             .WithTags("2PC coordinator");
 
         var admin = endpoints.MapGroup("/v1/admin/transactions").RequireTwoPhaseSecret().WithTags("Admin");
-        admin.MapGet("/", async Task<Results<Ok<List<TransactionView>>, ProblemHttpResult>> (string? state, int? limit, IDecisionLog log, TimeProvider time, CancellationToken ct) =>
+        admin.MapGet("/", async Task<Results<Ok<List<TransactionView>>, ProblemHttpResult>> (string? state, int? limit, IDecisionLog log, SqlDecisionLog sql, TimeProvider time, CancellationToken ct) =>
         {
-            if (state is not (null or "unfinished"))
+            if (state is not (null or "unfinished" or "conflicted"))
             {
-                return Problems.Invalid("state", "only 'unfinished' is supported");
+                return Problems.Invalid("state", "only 'unfinished' (every transaction not completed, conflicted ones too) or 'conflicted' is supported");
             }
 
             if (Paging.Check(null, limit) is { } bad)
@@ -61,7 +70,10 @@ public static class TransactionsApi
             }
 
             var now = time.GetUtcNow();
-            return TypedResults.Ok((await log.ListUnfinishedAsync(limit ?? Paging.MaxLimit, ct)).Select(r => TransactionView.From(r, now)).ToList());
+            var records = state == "conflicted"
+                ? await sql.ListConflictedAsync(limit ?? Paging.MaxLimit, ct)
+                : await log.ListUnfinishedAsync(limit ?? Paging.MaxLimit, ct);
+            return TypedResults.Ok(records.Select(r => TransactionView.From(r, now)).ToList());
         });
         admin.MapPost("/{id}/retry", async Task<Results<Ok<TransactionView>, ProblemHttpResult>> (string id, TwoPhaseCoordinator coordinator, TimeProvider time, CancellationToken ct) =>
         {

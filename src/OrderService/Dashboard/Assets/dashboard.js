@@ -140,7 +140,10 @@ function render(d) {
   const entries = Object.entries(f.abortReasons);
   if (!entries.length) reasons.append(el("li", { class: "empty" }, "no aborts"));
   for (const [reason, count] of entries) reasons.append(el("li", {}, `${reason}: ${count}`));
-  rows($("unfinished").tBodies[0], d.unfinished, (t) => [[short(t.transactionId), "id"], [t.state], [age(t.ageSeconds)], [`${t.acknowledged.length}/${t.participants.length}`], [t.attempts]], "none: every transaction is completed");
+  rows($("unfinished").tBodies[0], d.unfinished, (t) => [[short(t.transactionId), "id"], [t.state], [age(t.ageSeconds)], [`${t.acknowledged.length}/${t.participants.length}` + (t.conflicts.length ? ` (${t.conflicts.length} refused)` : "")], [t.attempts]], "none: every transaction is completed");
+  $("conflicted-count").textContent = d.conflictedCount;
+  $("conflicted-count").className = d.conflictedCount > 0 ? "value bad" : "value";
+  rows($("conflicted").tBodies[0], d.conflicted, (t) => [[short(t.transactionId), "id"], [t.state], [t.conflicts.join(", "), "bad"], [`${t.acknowledged.length}/${t.participants.length}`], [age(t.ageSeconds)]], "none");
   const prepared = d.participants.flatMap((p) => p.reachable ? p.prepared.map((r) => ({ p: p.name, ...r })) : [{ p: p.name, transactionId: `unreachable (${p.error})`, ageSeconds: 0, checks: "" }]);
   rows($("prepared").tBodies[0], prepared, (r) => [[r.p], [short(r.transactionId), "id"], [r.ageSeconds ? age(r.ageSeconds) : ""], [r.checks]], "none held");
   drawRecent(d.recent);
