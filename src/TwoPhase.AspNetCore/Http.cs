@@ -27,14 +27,7 @@ public sealed class HttpParticipantTransport(HttpClient http, IOptions<TwoPhaseO
             }
 
             var body = await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken);
-            var vote = body.TryGetProperty("vote", out var v) ? v.GetString() : null;
-            var reason = body.TryGetProperty("reason", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString() : null;
-            return vote switch
-            {
-                "yes" => new Vote(participant.Name, VoteKind.Yes),
-                "no" => new Vote(participant.Name, VoteKind.No, reason ?? "refused"),
-                _ => new Vote(participant.Name, VoteKind.None, "prepare answer had no vote"),
-            };
+            return VoteOf(participant, body);
         }
         catch (HttpRequestException e)
         {
@@ -44,6 +37,34 @@ public sealed class HttpParticipantTransport(HttpClient http, IOptions<TwoPhaseO
         {
             return new Vote(participant.Name, VoteKind.None, "prepare answer was not JSON");
         }
+    }
+
+    /// <summary>
+    /// A participant's answer to PREPARE, whatever it sent: anything but an object whose <c>vote</c> is the string
+    /// <c>yes</c> or <c>no</c> (a number, null, an array, a bare string) is no vote, with the reason, never an
+    /// exception: a participant's bad answer must abort the order, not fail the coordinator's request.
+    /// </summary>
+    internal static Vote VoteOf(ParticipantRef participant, JsonElement body)
+    {
+        if (body.ValueKind != JsonValueKind.Object)
+        {
+            return new Vote(participant.Name, VoteKind.None, $"prepare answer was JSON {body.ValueKind.ToString().ToLowerInvariant()}, not an object");
+        }
+
+        if (!body.TryGetProperty("vote", out var vote))
+        {
+            return new Vote(participant.Name, VoteKind.None, "prepare answer had no vote");
+        }
+
+        var reason = body.TryGetProperty("reason", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString() : null;
+        return (vote.ValueKind == JsonValueKind.String ? vote.GetString() : null) switch
+        {
+            "yes" => new Vote(participant.Name, VoteKind.Yes),
+            "no" => new Vote(participant.Name, VoteKind.No, reason ?? "refused"),
+            _ => new Vote(participant.Name, VoteKind.None, vote.ValueKind == JsonValueKind.String
+                ? "prepare answer's vote was neither yes nor no"
+                : $"prepare answer's vote was JSON {vote.ValueKind.ToString().ToLowerInvariant()}, not \"yes\" or \"no\""),
+        };
     }
 
     public async Task<Ack> SendDecisionAsync(ParticipantRef participant, string transactionId, Decision decision, string payload, CancellationToken cancellationToken)

@@ -215,6 +215,9 @@ public sealed class Database : IAsyncDisposable
     public Task<T> WriteBatchedAsync<T>(Func<LocalTransaction, Task<T>> work, CancellationToken cancellationToken) =>
         _groupCommit.Value.WriteAsync(work, cancellationToken);
 
+    /// <summary>For tests: the next forced group-commit batch waits until <paramref name="units"/> writes are queued (bounded).</summary>
+    internal void HoldNextBatchUntil(int units, TimeSpan bound) => _groupCommit.Value.HoldNextBatchUntil(units, bound);
+
     /// <summary>
     /// A write of a kind many callers make at once (<see cref="SetWrite{TItem, TResult}"/>): it joins the group commit,
     /// and the batch runs all items of its kind in one call. With <paramref name="forced"/> false it joins the group of

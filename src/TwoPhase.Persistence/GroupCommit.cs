@@ -21,6 +21,10 @@ internal sealed class GroupCommit : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task[] _writers;
 
+    // Test seam (HoldNextBatchUntil): the next batch waits until this many units are queued.
+    private TaskCompletionSource? _hold;
+    private int _holdUntil;
+
     /// <param name="write">Runs one local transaction (the store's forced write path).</param>
     /// <param name="writers">Batches in flight at once: while one waits for its fsync, the next one runs.</param>
     /// <param name="maxBatch">Units per transaction at most.</param>
@@ -40,15 +44,38 @@ internal sealed class GroupCommit : IAsyncDisposable
     public async Task<T> WriteAsync<T>(Func<LocalTransaction, Task<T>> work, CancellationToken cancellationToken)
     {
         var unit = new SingleUnit<T>(work);
-        await _queue.Writer.WriteAsync(unit, cancellationToken);
+        await EnqueueAsync(unit, cancellationToken);
         return await unit.Completion.Task;
     }
 
     public async Task<TResult> WriteAsync<TItem, TResult>(SetWrite<TItem, TResult> kind, TItem item, CancellationToken cancellationToken)
     {
         var unit = new SetUnit<TItem, TResult>(kind, item);
-        await _queue.Writer.WriteAsync(unit, cancellationToken);
+        await EnqueueAsync(unit, cancellationToken);
         return await unit.Completion.Task;
+    }
+
+    /// <summary>
+    /// For tests: the next batch starts only once <paramref name="units"/> units are queued (at most
+    /// <paramref name="bound"/> later), so chosen writes share one batch without relying on timing. Call it while
+    /// nothing is queued.
+    /// </summary>
+    internal void HoldNextBatchUntil(int units, TimeSpan bound)
+    {
+        var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Volatile.Write(ref _holdUntil, units);
+        Volatile.Write(ref _hold, hold);
+        // Bounded: a test that never queues enough units gets its batches late, never a writer stuck for good.
+        _ = Task.Delay(bound, _stop.Token).ContinueWith(_ => hold.TrySetResult(), TaskScheduler.Default);
+    }
+
+    private async ValueTask EnqueueAsync(Unit unit, CancellationToken cancellationToken)
+    {
+        await _queue.Writer.WriteAsync(unit, cancellationToken);
+        if (Volatile.Read(ref _hold) is { } hold && _queue.Reader.Count >= Volatile.Read(ref _holdUntil))
+        {
+            hold.TrySetResult();
+        }
     }
 
     private async Task RunAsync()
@@ -57,6 +84,12 @@ internal sealed class GroupCommit : IAsyncDisposable
         var reader = _queue.Reader;
         while (await reader.WaitToReadAsync(_stop.Token).ConfigureAwait(false))
         {
+            if (Volatile.Read(ref _hold) is { } hold)
+            {
+                await hold.Task.ConfigureAwait(false);
+                Interlocked.CompareExchange(ref _hold, null, hold);
+            }
+
             batch.Clear();
             while (batch.Count < _maxBatch && reader.TryRead(out var unit))
             {

@@ -53,16 +53,21 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
     private sealed record PrepareItem(string TransactionId, string Payload, long Now);
 
     /// <summary>
-    /// The PREPAREs of one batch, on PostgreSQL: each reserves (the domain's conditional updates), then one INSERT
-    /// claims every ledger row at once; an id already claimed (a repeat from an earlier batch, or a tombstone) gives
-    /// back what it just took and is answered from the row that was there. A repeat of an id within the batch does
-    /// not reserve at all and gets the first one's answer.
+    /// The PREPAREs of one batch, on PostgreSQL. The ledger answers first: one SELECT finds the ids that already have
+    /// a row (a repeat from an earlier batch, an abort tombstone) and they are answered from it without touching the
+    /// domain, so a doomed id never holds what a new order of the same batch needs (reserving first and giving back
+    /// at the end refused that order, durably). Only the new ids reserve (a repeat within the batch reserves once and
+    /// gets the first one's answer); then one INSERT claims their rows.
     /// </summary>
     private async Task<IReadOnlyList<(VoteKind, string?)>> PrepareAllAsync(LocalTransaction tx, IReadOnlyList<PrepareItem> items)
     {
-        var results = new (VoteKind, string?)[items.Count];
+        var known = (await tx.Connection.QueryAsync<LedgerSql.Row>(new CommandDefinition(
+            $"SELECT {LedgerSql.Columns} FROM tp_ledger WHERE tx_id = ANY(@Ids)",
+            new { Ids = items.Select(i => i.TransactionId).Distinct(StringComparer.Ordinal).ToArray() },
+            tx.Transaction))).ToDictionary(r => r.tx_id, r => r.ToEntry(), StringComparer.Ordinal);
+
         var firsts = new List<(int Index, Reservation Reservation)>(items.Count);
-        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var seen = new HashSet<string>(known.Keys, StringComparer.Ordinal);
         for (var i = 0; i < items.Count; i++)
         {
             if (seen.Add(items[i].TransactionId))
@@ -71,7 +76,7 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
             }
         }
 
-        var claimed = (await tx.Connection.QueryAsync<string>(new CommandDefinition(
+        HashSet<string> claimed = firsts.Count == 0 ? [] : (await tx.Connection.QueryAsync<string>(new CommandDefinition(
             """
             INSERT INTO tp_ledger (tx_id, state, reason, holding, created_ms, updated_ms)
             SELECT u.id, u.state, u.reason, u.holding, u.now, u.now FROM unnest(@Ids, @States, @Reasons, @Holdings, @Nows) AS u(id, state, reason, holding, now)
@@ -87,6 +92,7 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
             },
             tx.Transaction))).ToHashSet(StringComparer.Ordinal);
 
+        var results = new (VoteKind, string?)[items.Count];
         var answered = new bool[items.Count];
         foreach (var (index, reservation) in firsts)
         {
@@ -98,6 +104,10 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
             }
             else if (reservation.Reserved)
             {
+                // Lost a race the SELECT could not see: another local transaction (another replica of this
+                // participant, or a write outside this group commit) inserted the row after our SELECT and committed
+                // while our INSERT waited on it. Give back; the row answers below. One transaction reserves at most once.
+                // Only in this race can a doomed id still have held, within the batch, what another item needed.
                 await resources.ReleaseAsync(tx, id, reservation.Holding, CancellationToken.None);
             }
         }
@@ -106,7 +116,7 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
         {
             if (!answered[i])
             {
-                var row = await LedgerSql.FindAsync(tx, items[i].TransactionId, CancellationToken.None);
+                var row = known.GetValueOrDefault(items[i].TransactionId) ?? await LedgerSql.FindAsync(tx, items[i].TransactionId, CancellationToken.None);
                 results[i] = (ParticipantRules.VoteOf(row!.State), row.Reason);
             }
         }
@@ -114,12 +124,24 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
         return results;
     }
 
+    /// <summary>
+    /// One PREPARE (SQLite, where the items of a batch run one after the other): answer from the ledger row if there
+    /// is one, else reserve and claim the id with the row that records the vote.
+    /// </summary>
     private async Task<(VoteKind, string?)> ReserveAndRecordAsync(LocalTransaction tx, string transactionId, string payload, long now, CancellationToken cancellationToken)
     {
-        // Reserve first, then claim the id with the row that records the vote (no read before: one round trip
-        // fewer for every new transaction). If the id was already claimed (a duplicate, possibly in this very
-        // batch, or an abort tombstone), give back what we just took and answer from the row that was there:
-        // one transaction reserves at most once.
+        // Read first, as the set-oriented path does: a repeat or a tombstone is answered without reserving, so the
+        // two paths act alike. The claim below still says ON CONFLICT DO NOTHING, and that, not the read, is what
+        // keeps both rules under concurrency (PostgreSQL, read committed): a concurrent ABORT whose tombstone INSERT
+        // is not yet committed is invisible to the read, but our INSERT waits on its key and then conflicts; we give
+        // back what we took and answer from the tombstone (no). The other way round, the ABORT's INSERT waits on ours,
+        // conflicts, and releases our prepared row. Either way the tombstone wins against a late PREPARE, and one
+        // transaction reserves at most once, because only the claimed row keeps a reservation.
+        if (await LedgerSql.FindAsync(tx, transactionId, cancellationToken) is { } existing)
+        {
+            return (ParticipantRules.VoteOf(existing.State), existing.Reason);
+        }
+
         var reservation = await resources.ReserveAsync(tx, transactionId, payload, cancellationToken);
         var claimed = await tx.Connection.ExecuteAsync(new CommandDefinition(
             "INSERT INTO tp_ledger (tx_id, state, reason, holding, created_ms, updated_ms) VALUES (@Id, @State, @Reason, @Holding, @Now, @Now) ON CONFLICT DO NOTHING",

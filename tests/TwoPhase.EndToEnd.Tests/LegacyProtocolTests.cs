@@ -1,4 +1,9 @@
+using System.Collections.Concurrent;
 using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
 using TwoPhase.EndToEnd.Tests.Harness;
 using Xunit;
 using Xunit.Abstractions;
@@ -99,6 +104,90 @@ public sealed class LegacyProtocolTests(ITestOutputHelper output)
         // a seed order's as its number; not as JSON text with quotes around it.
         Assert.Equal(order.OrderId, after.Deliveries.Single(d => d.TransactionId == order.TransactionId).OrderId);
         Assert.Equal("42", after.Deliveries.Single(d => d.TransactionId != order.TransactionId).OrderId);
+    }
+
+    /// <summary>
+    /// An old-protocol participant that answers PREPARE with something that is not a vote: the coordinator counts it
+    /// as no vote (the order aborts, saying why), never an error of its own, and the other participant is released.
+    /// Only the coordinator's parsing is under test, so one store is enough.
+    /// </summary>
+    [Fact]
+    public async Task OldProtocolParticipant_MalformedVote_OrderAbortsWithReason_No500()
+    {
+        string[] malformed = ["""{"vote":1}""", """{"vote":null}""", """{"vote":{"yes":true}}""", """["yes"]""", "\"yes\"", "null", "{}", "not json"];
+        await using var stub = await LegacyStub.StartAsync();
+        await using var system = await TestSystem.StartAsync(Store.Sqlite, output, new SystemOptions
+        {
+            DeliveryProtocol = "legacy",
+            Environment = new Dictionary<Service, IReadOnlyDictionary<string, string>>
+            {
+                [Service.Order] = new Dictionary<string, string> { ["Coordinator__Participants__1__Url"] = stub.Url.ToString() },
+            },
+        });
+        await system.SeedAsync(new Dictionary<string, long> { ["widget"] = 1 }, couriers: 1);
+
+        foreach (var answer in malformed)
+        {
+            stub.PrepareAnswer = answer;
+            var placed = await system.Api.PlaceOrderAsync("widget", 1);
+
+            Assert.True(placed.Status < 500, $"prepare answered {answer}: the order answered HTTP {placed.Status}: {placed.Body}\n{system.Tails()}");
+            var order = Expect.Order(placed, "aborted");
+            Assert.NotEqual("yes", order.Votes["delivery"].Vote);
+            Assert.Contains("delivery", order.Reason, StringComparison.Ordinal);
+            Assert.Equal("yes", order.Votes["storage"].Vote);
+            await stub.WaitForRollbackAsync(order.TransactionId);
+        }
+
+        // Every abort reached storage too: the one widget is free again, and nothing was sold.
+        var after = await Invariants.AssertConvergedAsync(system);
+        Assert.Equal(malformed.Length, after.Orders.Count);
+        var widget = Assert.Single(after.Products);
+        Assert.Equal((1L, 0L, 0L), (widget.OnHand, widget.Reserved, widget.Sold));
+    }
+
+    /// <summary>A participant that speaks only the old dialect and answers PREPARE with whatever the test says.</summary>
+    private sealed class LegacyStub : IAsyncDisposable
+    {
+        private readonly WebApplication _app;
+        private readonly ConcurrentDictionary<string, TaskCompletionSource> _rollbacks = new(StringComparer.Ordinal);
+
+        private LegacyStub(WebApplication app) => _app = app;
+
+        public Uri Url { get; private set; } = null!;
+
+        public volatile string PrepareAnswer = "{}";
+
+        public static async Task<LegacyStub> StartAsync()
+        {
+            var builder = WebApplication.CreateSlimBuilder();
+            builder.Logging.ClearProviders();
+            builder.WebHost.UseUrls("http://127.0.0.1:0");
+            var app = builder.Build();
+            var stub = new LegacyStub(app);
+            app.MapPost("/prepare", () => Results.Text(stub.PrepareAnswer, "application/json"));
+            app.MapPost("/commit", () => Results.Text("{}", "application/json"));
+            app.MapPost("/rollback", async (HttpRequest request) =>
+            {
+                var body = await JsonSerializer.DeserializeAsync<JsonElement>(request.Body);
+                stub.Rollback(body.GetProperty("transactionId").GetString()!).TrySetResult();
+                return Results.Text("{}", "application/json");
+            });
+            await app.StartAsync();
+            stub.Url = new Uri(app.Urls.Single().TrimEnd('/') + "/");
+            return stub;
+        }
+
+        public Task WaitForRollbackAsync(string transactionId) => Rollback(transactionId).Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        private TaskCompletionSource Rollback(string transactionId) =>
+            _rollbacks.GetOrAdd(transactionId, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+
+        public async ValueTask DisposeAsync()
+        {
+            await _app.StopAsync();
+            await _app.DisposeAsync();
+        }
     }
 
     /// <summary>Every active delivery done: its courier is free for the next order.</summary>

@@ -194,6 +194,43 @@ public abstract class LedgerComplianceTests : IAsyncLifetime
         Assert.Equal(LedgerState.Aborted, (await Storage.FindAsync("tx-1", None))!.State);
     }
 
+    /// <summary>
+    /// A PREPARE the ledger already answers (here a tombstone) shares a group-commit batch with a new order that needs
+    /// the same last unit: the tombstoned one must not hold it, even for the length of the batch.
+    /// </summary>
+    [Fact]
+    public async Task TombstonedPrepareAndNewPrepareInOneBatch_NewOneVotesYes_TombstonedOneNo()
+    {
+        await SeedProductAsync("widget", 1);
+        await Storage.AbortAsync("tx-x", None);
+
+        var votes = await InOneBatchAsync(
+            StorageDb,
+            () => Storage.PrepareAsync("tx-x", Order(("widget", 1)), None),
+            () => Storage.PrepareAsync("tx-y", Order(("widget", 1)), None));
+
+        Assert.Equal(VoteKind.No, votes[0].Vote);
+        Assert.Equal((VoteKind.Yes, null), votes[1]);
+        Assert.Equal(new Stock(1, 1, 0, 1), await StockAsync("widget"));
+        Assert.Equal(LedgerState.Aborted, (await Storage.FindAsync("tx-x", None))!.State);
+        Assert.Equal(LedgerState.Prepared, (await Storage.FindAsync("tx-y", None))!.State);
+    }
+
+    [Fact]
+    public async Task RepeatedPrepareAndNewPrepareInOneBatch_BothVoteYes_RepeatHoldsOnce()
+    {
+        await SeedProductAsync("widget", 2);
+        Assert.Equal(VoteKind.Yes, (await Storage.PrepareAsync("tx-x", Order(("widget", 1)), None)).Vote);
+
+        var votes = await InOneBatchAsync(
+            StorageDb,
+            () => Storage.PrepareAsync("tx-x", Order(("widget", 1)), None),
+            () => Storage.PrepareAsync("tx-y", Order(("widget", 1)), None));
+
+        Assert.All(votes, v => Assert.Equal((VoteKind.Yes, null), v));
+        Assert.Equal(new Stock(2, 2, 0, 2), await StockAsync("widget"));
+    }
+
     [Fact]
     public async Task CommitOfUnknownTransaction_IsConflict_InventsNoRow()
     {
@@ -457,6 +494,23 @@ public abstract class LedgerComplianceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TombstonedCourierPrepareAndNewPrepareInOneBatch_NewOneGetsTheOnlyCourier()
+    {
+        await SeedCouriersAsync(1);
+        await Delivery.AbortAsync("tx-x", None);
+
+        var votes = await InOneBatchAsync(
+            DeliveryDb,
+            () => Delivery.PrepareAsync("tx-x", "{}", None),
+            () => Delivery.PrepareAsync("tx-y", "{}", None));
+
+        Assert.Equal(VoteKind.No, votes[0].Vote);
+        Assert.Equal((VoteKind.Yes, null), votes[1]);
+        var courier = Assert.Single(await CouriersAsync());
+        Assert.Equal(("reserved", "tx-y"), (courier.Status, courier.TxId));
+    }
+
+    [Fact]
     public async Task CourierCommitRepeated_IsNoOp_OneDelivery()
     {
         await SeedCouriersAsync(1);
@@ -596,6 +650,17 @@ public abstract class LedgerComplianceTests : IAsyncLifetime
     }
 
     // ---- helpers --------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Starts the writes in order and holds <paramref name="db"/>'s group commit until all of them are queued, so they
+    /// run in one batch, in this order (each call queues its write before it first waits).
+    /// </summary>
+    protected static async Task<T[]> InOneBatchAsync<T>(Database db, params Func<Task<T>>[] writes)
+    {
+        db.HoldNextBatchUntil(writes.Length, Concurrently.Bound);
+        var started = writes.Select(w => w()).ToArray();
+        return await Task.WhenAll(started).WaitAsync(Concurrently.Bound);
+    }
 
     protected static string Order(params (string Sku, int Quantity)[] lines) =>
         System.Text.Json.JsonSerializer.Serialize(new { orderId = "order-1", items = lines.Select(l => new { sku = l.Sku, quantity = l.Quantity }) });
