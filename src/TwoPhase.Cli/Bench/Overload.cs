@@ -34,8 +34,12 @@ public sealed record OverloadPlan(double Factor, TimeSpan Before, TimeSpan Overl
         new(AfterPhase, peak, After),
     ];
 
-    /// <summary>Orders in flight at most: what the overload rate would keep outstanding for a 10 s request timeout, capped.</summary>
-    public static int MaxOutstanding(double peak, double factor) => (int)Math.Clamp(peak * factor * 2, 256, 8192);
+    /// <summary>
+    /// Orders in flight at most: all that the overload rate can have outstanding when each waits its whole request
+    /// timeout, so the generator does not throttle itself into a closed loop; capped for the client's sockets.
+    /// </summary>
+    public static int MaxOutstanding(double peak, double factor, TimeSpan requestTimeout) =>
+        (int)Math.Clamp(peak * factor * requestTimeout.TotalSeconds, 1024, 16_384);
 }
 
 /// <summary>The verdict of one overload run.</summary>

@@ -364,10 +364,10 @@ internal static class BenchCommand
     private static readonly TimeSpan OverloadRequestTimeout = TimeSpan.FromSeconds(10);
 
     // Committed orders hold a courier until their completion; the open loop may have thousands outstanding.
-    private const int OverloadCouriers = 2048;
+    private const int OverloadCouriers = 4096;
 
     // Connections to the order service: the open loop's outstanding bound, not the closed loop's workers.
-    private const int OverloadMaxConnections = 8192;
+    private const int OverloadMaxConnections = 16_384;
 
     /// <summary>
     /// Peak closed-loop, then the open-loop schedule on the same services (warm by then), then the audit with every
@@ -380,6 +380,11 @@ internal static class BenchCommand
         var peakRun = await RunWorkloadAsync(workload, catalog, settings, cpu, bench.PlaceAsync, bench.CompleteAsync, orderTag + "-peak", ct);
         var peak = peakRun.CommittedPerSecond;
         console.MarkupLine($"  peak (closed loop at {workload.Concurrency}): {peak:0.0} committed/s, p99 {peakRun.Percentile(99):0.0} ms, {peakRun.Errors} errors");
+        foreach (var sample in peakRun.ErrorSamples)
+        {
+            console.MarkupLine($"  [red]error:[/] {Markup.Escape(sample)}");
+        }
+
         if (peak < 1)
         {
             console.MarkupLine("[red]No peak to overload (nothing committed).[/]");
@@ -388,7 +393,7 @@ internal static class BenchCommand
 
         var plan = OverloadPlan.Standard(settings.OverloadFactor);
         var phases = plan.Phases(peak);
-        var maxOutstanding = OverloadPlan.MaxOutstanding(peak, plan.Factor);
+        var maxOutstanding = OverloadPlan.MaxOutstanding(peak, plan.Factor, OverloadRequestTimeout);
         console.MarkupLine($"  open loop: {string.Join(", ", phases.Select(p => $"{p.Name} {p.OrdersPerSecond:0}/s for {p.Duration.TotalSeconds:0} s"))}; " +
                            $"at most {maxOutstanding} outstanding, {OverloadRequestTimeout.TotalSeconds:0} s per order (load average {MachineInfo.LoadAverage()})");
         var result = await OpenLoop.RunAsync(
