@@ -48,6 +48,13 @@ public static class BatchLimits
 /// Old-protocol participants, and messages too large for a batch, take the single-message path.
 /// Each caller still waits with its own deadline; a batch that fails (unreachable, timeout, HTTP error) fails
 /// every message in it the way the single path would, and the protocol's retries do the rest.
+/// <para>
+/// A message whose caller has stopped waiting (its deadline passed, its token cancelled) before its batch is formed
+/// is dropped, not sent: under overload the queue otherwise fills with PREPAREs for orders that have already aborted,
+/// each answered by an ABORT, and the participant spends its time on dead work while new orders miss their deadline
+/// in turn (docs/performance.md, "Overload"). Dropping is safe because nobody waits for the answer: a dropped PREPARE
+/// is no vote (the coordinator aborts), a dropped COMMIT or ABORT is sent again by phase 2's retries.
+/// </para>
 /// </summary>
 public sealed class BatchingParticipantTransport : IParticipantTransport, IAsyncDisposable
 {
@@ -83,7 +90,7 @@ public sealed class BatchingParticipantTransport : IParticipantTransport, IAsync
             return await _single.PrepareAsync(participant, transactionId, payload, cancellationToken);
         }
 
-        var result = await OutboxOf(participant).SendAsync(new Pending("prepare", transactionId, payload), cancellationToken);
+        var result = await OutboxOf(participant).SendAsync(new Pending("prepare", transactionId, payload, cancellationToken), cancellationToken);
         return result switch
         {
             { Failure: { } failure } => new Vote(participant.Name, VoteKind.None, failure),
@@ -102,7 +109,7 @@ public sealed class BatchingParticipantTransport : IParticipantTransport, IAsync
             return await _single.SendDecisionAsync(participant, transactionId, decision, payload, cancellationToken);
         }
 
-        var result = await OutboxOf(participant).SendAsync(new Pending(decision == Decision.Commit ? "commit" : "abort", transactionId, null), cancellationToken);
+        var result = await OutboxOf(participant).SendAsync(new Pending(decision == Decision.Commit ? "commit" : "abort", transactionId, null, cancellationToken), cancellationToken);
         return result switch
         {
             { Failure: { } failure } => new Ack(participant.Name, AckKind.Failed, failure),
@@ -145,9 +152,15 @@ public sealed class BatchingParticipantTransport : IParticipantTransport, IAsync
     }
 
     /// <summary>A message waiting for its batch; completed with the participant's answer or with why there is none.</summary>
-    private sealed class Pending(string type, string transactionId, string? payload)
+    /// <param name="type">prepare, commit or abort.</param>
+    /// <param name="transactionId">The transaction.</param>
+    /// <param name="payload">The PREPARE body; null for a decision.</param>
+    /// <param name="callerGone">The token the caller waits with: once cancelled, nobody reads the answer.</param>
+    private sealed class Pending(string type, string transactionId, string? payload, CancellationToken callerGone)
     {
         public string Type => type;
+
+        public bool CallerGone => callerGone.IsCancellationRequested;
 
         public string TransactionId => transactionId;
 
@@ -169,12 +182,14 @@ public sealed class BatchingParticipantTransport : IParticipantTransport, IAsync
         private readonly Channel<Pending> _queue;
         private readonly SemaphoreSlim _slots;
         private readonly Task _loop;
+        private readonly NeverSent _neverSent;
 
         public Outbox(BatchingParticipantTransport owner, ParticipantRef participant)
         {
             _owner = owner;
             _participant = participant;
             _slots = new SemaphoreSlim(owner._maxInFlight, owner._maxInFlight);
+            _neverSent = new NeverSent(owner._queueCapacity);
             // Bounded: beyond it a caller waits (and its own deadline still applies), never an unbounded queue.
             _queue = Channel.CreateBounded<Pending>(new BoundedChannelOptions(owner._queueCapacity) { FullMode = BoundedChannelFullMode.Wait, SingleReader = true });
             // Not the first caller's context: the loop must not run, and send every batch, inside that order's
@@ -187,6 +202,14 @@ public sealed class BatchingParticipantTransport : IParticipantTransport, IAsync
 
         public async Task<(BatchResult? Answer, string? Failure)> SendAsync(Pending message, CancellationToken cancellationToken)
         {
+            if (message.Type == "abort" && _neverSent.Forget(message.TransactionId))
+            {
+                // Its PREPARE was dropped here, unsent, and no other PREPARE for this id ever goes to this
+                // participant (a transaction prepares once, and only through this outbox): the participant has
+                // never heard of it and never will, so there is nothing a tombstone would guard against.
+                return (new BatchResult(message.TransactionId, 200, State: "aborted"), null);
+            }
+
             await _queue.Writer.WriteAsync(message, cancellationToken);
             // The caller stops waiting at its own deadline; the batch goes on without it (every message is
             // idempotent at the participant, and the coordinator treats a missing answer as no answer).
@@ -207,8 +230,21 @@ public sealed class BatchingParticipantTransport : IParticipantTransport, IAsync
                     await _slots.WaitAsync(stop);
                     var batch = new List<Pending>();
                     var budget = _owner._options.Value.MaxBodyBytes - BatchLimits.EnvelopeBytes;
-                    while (batch.Count < _owner._maxMessages && reader.TryPeek(out var next) && (batch.Count == 0 || next.Size <= budget))
+                    while (batch.Count < _owner._maxMessages && reader.TryPeek(out var next))
                     {
+                        if (next.CallerGone)
+                        {
+                            // Checked at the last moment before the message would leave: after this it is sent.
+                            reader.TryRead(out _);
+                            Drop(next);
+                            continue;
+                        }
+
+                        if (batch.Count > 0 && next.Size > budget)
+                        {
+                            break;
+                        }
+
                         reader.TryRead(out _);
                         budget -= next.Size;
                         batch.Add(next);
@@ -227,6 +263,17 @@ public sealed class BatchingParticipantTransport : IParticipantTransport, IAsync
             {
                 // Stopping: what is still queued ends with the process; callers' deadlines release them.
             }
+        }
+
+        /// <summary>Completes a message nobody waits for without sending it; the answer is what a lost message would get.</summary>
+        private void Drop(Pending message)
+        {
+            if (message.Type == "prepare")
+            {
+                _neverSent.Remember(message.TransactionId);
+            }
+
+            message.Done.TrySetResult((null, "not sent: the caller stopped waiting before its batch was formed"));
         }
 
         private async Task SendBatchAsync(List<Pending> batch)
@@ -334,4 +381,43 @@ public sealed class BatchingParticipantTransport : IParticipantTransport, IAsync
     }
 
     private sealed class BatchFailedException(string message) : Exception(message);
+
+    /// <summary>
+    /// Transactions whose PREPARE this outbox dropped unsent, so that their ABORT need not travel either. Bounded: the
+    /// oldest are forgotten first, and a forgotten one only costs the ABORT being sent after all (a tombstone, as for
+    /// any PREPARE that might have been sent). In memory only: after a restart recovery's ABORTs are sent.
+    /// </summary>
+    private sealed class NeverSent(int capacity)
+    {
+        private readonly HashSet<string> _ids = new(StringComparer.Ordinal);
+        private readonly Queue<string> _order = new();
+        private readonly Lock _gate = new();
+
+        public void Remember(string transactionId)
+        {
+            lock (_gate)
+            {
+                if (!_ids.Add(transactionId))
+                {
+                    return;
+                }
+
+                _order.Enqueue(transactionId);
+                while (_order.Count > capacity && _order.TryDequeue(out var oldest))
+                {
+                    _ids.Remove(oldest);
+                }
+            }
+        }
+
+        /// <summary>True, once, if the PREPARE of <paramref name="transactionId"/> was dropped unsent.</summary>
+        public bool Forget(string transactionId)
+        {
+            lock (_gate)
+            {
+                // The queue keeps the id until it ages out; a stale entry there only evicts nothing.
+                return _ids.Remove(transactionId);
+            }
+        }
+    }
 }

@@ -54,6 +54,8 @@ public static class CoordinatorExtensions
                 sp.GetRequiredService<IProtocolHooks>(),
                 sp.GetService<TwoPhaseMetrics>());
         });
+        // Load shedding for the endpoints that start transactions (Admission.cs).
+        services.TryAddSingleton<TransactionAdmission>();
         services.AddSingleton<IStartupTask, DecisionLogSchema>();
         services.AddHostedService<CoordinatorRecovery>();
         return builder;

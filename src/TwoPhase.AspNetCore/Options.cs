@@ -82,9 +82,25 @@ public sealed class CoordinatorOptions
     [Range(1, 256)]
     public int MaxBatchesInFlight { get; set; } = 4;
 
-    /// <summary>Transactions in flight at once; more get 503 with Retry-After.</summary>
+    /// <summary>
+    /// Admission: transactions run at once by this coordinator (from the request's arrival to its answer); more wait in
+    /// the admission queue, and beyond it get 503 with Retry-After (docs/api.md). Sized so that at the measured peak the
+    /// admitted orders' queueing stays far below the prepare deadline (docs/performance.md, "Overload").
+    /// </summary>
     [Range(1, 100_000)]
-    public int MaxInFlight { get; set; } = 512;
+    public int MaxInFlight { get; set; } = 256;
+
+    /// <summary>Admission: requests that may wait for a place once <see cref="MaxInFlight"/> run; more are shed at once. 0: no waiting.</summary>
+    [Range(0, 100_000)]
+    public int AdmissionQueueLimit { get; set; } = 256;
+
+    /// <summary>Admission: the longest a request waits for a place before it is shed. It is not counted in the prepare deadline, which starts once admitted.</summary>
+    [Range(1, 600_000)]
+    public int AdmissionQueueTimeoutMs { get; set; } = 1000;
+
+    /// <summary>Admission: the Retry-After a shed request is given, in seconds.</summary>
+    [Range(1, 3600)]
+    public int RetryAfterSeconds { get; set; } = 1;
 }
 
 /// <summary>The participant's bounds.</summary>

@@ -67,7 +67,7 @@ public sealed class DashboardReader(
     DashboardRecorder recorder,
     SqlDecisionLog log,
     Database db,
-    InFlightGate gate,
+    TransactionAdmission admission,
     IReadOnlyDictionary<string, ParticipantRef> participants,
     IHttpClientFactory clients,
     IOptions<DashboardOptions> options,
@@ -124,7 +124,7 @@ public sealed class DashboardReader(
         return new DashboardSnapshot(
             now,
             recorder.Snapshot(),
-            gate.InFlight,
+            (int)admission.InFlight,
             unfinishedCount.Count,
             unfinished.Select(r => TransactionView.From(r, now)).ToList(),
             conflictedCount,

@@ -12,7 +12,7 @@ public static class LegacyOrdersApi
 {
     public static IEndpointRouteBuilder MapLegacyOrders(this IEndpointRouteBuilder endpoints)
     {
-        endpoints.MapPost("/order", async Task<IResult> (HttpRequest request, OrderPlacement placement, IOptions<OrderOptions> options, HttpResponse response, CancellationToken ct) =>
+        endpoints.MapPost("/order", async Task<IResult> (HttpRequest request, OrderPlacement placement, IOptions<OrderOptions> options, CancellationToken ct) =>
         {
             var raw = request.Query["order_id"];
             if (raw.Count != 1 || !long.TryParse(raw[0], NumberStyles.None, CultureInfo.InvariantCulture, out var orderId))
@@ -24,11 +24,6 @@ public static class LegacyOrdersApi
             var placed = await placement.PlaceAsync(payload, $"legacy-order:{orderId}", ct);
             if (placed.Problem is not null)
             {
-                if (placed.Problem.StatusCode == StatusCodes.Status503ServiceUnavailable)
-                {
-                    response.Headers.RetryAfter = "1";
-                }
-
                 return placed.Problem;
             }
 
@@ -41,7 +36,7 @@ public static class LegacyOrdersApi
                     orderId,
                     votes = order.Votes.ToDictionary(v => v.Key, v => v.Value.Vote == "yes" ? "yes" : "no"),
                 });
-        }).WithTags("Old protocol");
+        }).WithTags("Old protocol").RequireTransactionAdmission();
         return endpoints;
     }
 }

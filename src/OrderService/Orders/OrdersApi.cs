@@ -8,26 +8,11 @@ using TwoPhase.Protocol;
 
 namespace OrderService.Orders;
 
-/// <summary>Bounds how many transactions run at once; beyond it callers get 503 and Retry-After, not a slower collapse.</summary>
-public sealed class InFlightGate(IOptions<CoordinatorOptions> options) : IDisposable
-{
-    private readonly SemaphoreSlim _slots = new(options.Value.MaxInFlight, options.Value.MaxInFlight);
-
-    public int InFlight => options.Value.MaxInFlight - _slots.CurrentCount;
-
-    public bool TryEnter() => _slots.Wait(0);
-
-    public void Exit() => _slots.Release();
-
-    public void Dispose() => _slots.Dispose();
-}
-
 /// <summary>Places orders: validates them, runs one transaction per order, answers with the outcome.</summary>
 public sealed class OrderPlacement(
     TwoPhaseCoordinator coordinator,
     IDecisionLog log,
     IReadOnlyDictionary<string, ParticipantRef> participants,
-    InFlightGate gate,
     TimeProvider time,
     IHostApplicationLifetime lifetime)
 {
@@ -36,34 +21,23 @@ public sealed class OrderPlacement(
 
     public async Task<Placed> PlaceAsync(OrderPayload payload, string? idempotencyKey, CancellationToken cancellationToken)
     {
+        // Admission (503 when the coordinator is full) happened before the endpoint ran: RequireTransactionAdmission.
         var hash = Hash(payload);
-        if (!gate.TryEnter())
+        var createdAt = time.GetUtcNow();
+        var json = JsonSerializer.Serialize(payload, JsonSerializerOptions.Web);
+        // The host's stopping token, not the client's: a client that hangs up must not cut a transaction in half.
+        var (outcome, created) = await coordinator.ExecuteAsync(
+            new TransactionRequest(payload.OrderId, participants.Values.ToList(), json, idempotencyKey, hash),
+            lifetime.ApplicationStopping);
+        if (created)
         {
-            return new Placed(null, false, Problems.Status(StatusCodes.Status503ServiceUnavailable, "Too many orders in flight.", "Retry after a second."));
+            return new Placed(OrderView.Create(payload, participants.Count, createdAt, outcome), true, null);
         }
 
-        try
-        {
-            var createdAt = time.GetUtcNow();
-            var json = JsonSerializer.Serialize(payload, JsonSerializerOptions.Web);
-            // The host's stopping token, not the client's: a client that hangs up must not cut a transaction in half.
-            var (outcome, created) = await coordinator.ExecuteAsync(
-                new TransactionRequest(payload.OrderId, participants.Values.ToList(), json, idempotencyKey, hash),
-                lifetime.ApplicationStopping);
-            if (created)
-            {
-                return new Placed(OrderView.Create(payload, participants.Count, createdAt, outcome), true, null);
-            }
-
-            var existing = await log.FindAsync(outcome.Id, cancellationToken);
-            return existing!.RequestHash != hash
-                ? new Placed(null, false, KeyReused())
-                : new Placed(OrderView.From(existing, outcome), false, null);
-        }
-        finally
-        {
-            gate.Exit();
-        }
+        var existing = await log.FindAsync(outcome.Id, cancellationToken);
+        return existing!.RequestHash != hash
+            ? new Placed(null, false, KeyReused())
+            : new Placed(OrderView.From(existing, outcome), false, null);
     }
 
     private static ProblemHttpResult KeyReused() =>
@@ -80,7 +54,6 @@ public static class OrdersApi
     public static WebApplicationBuilder AddOrders(this WebApplicationBuilder builder)
     {
         builder.Services.AddOptions<OrderOptions>().BindConfiguration(OrderOptions.SectionName);
-        builder.Services.AddSingleton<InFlightGate>();
         builder.Services.AddSingleton<OrderPlacement>();
         builder.Services.AddOptions<CatalogOptions>().BindConfiguration(CatalogOptions.SectionName);
         builder.Services.AddSingleton<SkuCatalog>();
@@ -91,14 +64,14 @@ public static class OrdersApi
     public static IEndpointRouteBuilder MapOrders(this IEndpointRouteBuilder endpoints)
     {
         var group = endpoints.MapGroup("/v1/orders").WithTags("Orders");
-        group.MapPost("/", PlaceAsync);
+        group.MapPost("/", PlaceAsync).RequireTransactionAdmission();
         group.MapGet("/{id}", GetAsync);
         group.MapGet("/", ListAsync);
         return endpoints;
     }
 
     private static async Task<Results<Created<OrderView>, Ok<OrderView>, ProblemHttpResult>> PlaceAsync(
-        HttpRequest request, OrderPlacement placement, SkuCatalog catalog, IOptions<OrderOptions> orders, IOptions<TwoPhaseOptions> options, HttpResponse response, CancellationToken ct)
+        HttpRequest request, OrderPlacement placement, SkuCatalog catalog, IOptions<OrderOptions> orders, IOptions<TwoPhaseOptions> options, CancellationToken ct)
     {
         string? key = null;
         if (request.Headers.TryGetValue(IdempotencyHeader, out var keys))
@@ -134,11 +107,6 @@ public static class OrdersApi
         var placed = await placement.PlaceAsync(payload, key, ct);
         if (placed.Problem is not null)
         {
-            if (placed.Problem.StatusCode == StatusCodes.Status503ServiceUnavailable)
-            {
-                response.Headers.RetryAfter = "1";
-            }
-
             return placed.Problem;
         }
 

@@ -15,6 +15,12 @@ public enum BenchOutcome
 
     /// <summary>No outcome: transport failure, 4xx/5xx, an exception. Every one fails the run.</summary>
     Error,
+
+    /// <summary>
+    /// 503 with Retry-After: the coordinator refused to start the order (admission, load shedding). An open-loop
+    /// overload run counts it; in a closed-loop run it is an error (the workloads stay below the admission limit).
+    /// </summary>
+    Shed,
 }
 
 /// <summary>One order's result: its outcome, the transaction to complete the delivery of, and what went wrong.</summary>
@@ -109,7 +115,7 @@ public static class ClosedLoop
 
                 var finished = Stopwatch.GetTimestamp();
                 Interlocked.Increment(ref total);
-                if (attempt.Outcome == BenchOutcome.Error)
+                if (attempt.Outcome is BenchOutcome.Error or BenchOutcome.Shed)
                 {
                     Interlocked.Increment(ref errors);
                     Sample(attempt.Error ?? "error");

@@ -11,7 +11,12 @@ namespace TwoPhase.Cli.Bench;
 /// The bench's side of the real system: seeds the run's products and couriers, places orders through the
 /// coordinator's API (the load generator's request and answer classification) and completes deliveries.
 /// </summary>
-public sealed class HttpBench(HttpClient http, ServiceEndpoints endpoints, string? secret, string runTag)
+/// <param name="http">The run's pooled client.</param>
+/// <param name="endpoints">The three services.</param>
+/// <param name="secret">Sent as Bearer on seeding and completions.</param>
+/// <param name="runTag">Prefix of the run's client order ids.</param>
+/// <param name="requestTimeout">Per order; past it the answer is unknown (default: the load generator's).</param>
+public sealed class HttpBench(HttpClient http, ServiceEndpoints endpoints, string? secret, string runTag, TimeSpan? requestTimeout = null)
 {
     private static readonly TimeSpan SeedTimeout = TimeSpan.FromSeconds(15);
     private static readonly TimeSpan CompleteTimeout = TimeSpan.FromSeconds(30);
@@ -19,7 +24,9 @@ public sealed class HttpBench(HttpClient http, ServiceEndpoints endpoints, strin
     // Couriers are one request each; a few at a time keeps seeding quick without becoming a load test.
     private const int SeedParallelism = 8;
 
-    private readonly LoadGenerator _orders = new(http, new LoadOptions { OrderUrl = endpoints.Order, RunTag = runTag });
+    private readonly LoadGenerator _orders = new(http, requestTimeout is { } timeout
+        ? new LoadOptions { OrderUrl = endpoints.Order, RunTag = runTag, RequestTimeout = timeout }
+        : new LoadOptions { OrderUrl = endpoints.Order, RunTag = runTag });
 
     /// <summary>Every answer, warm-up included, for the audit to hold the system to.</summary>
     public System.Collections.Concurrent.ConcurrentQueue<ClientAnswer> Answers { get; } = new();
@@ -46,6 +53,8 @@ public sealed class HttpBench(HttpClient http, ServiceEndpoints endpoints, strin
         Answers.Enqueue(answer);
         return answer.Outcome switch
         {
+            // Load shed by the coordinator's admission (docs/api.md): nothing was started.
+            AnswerOutcome.Unknown when answer.HttpStatus == (int)HttpStatusCode.ServiceUnavailable => new Attempt(BenchOutcome.Shed, null, answer.Reason),
             AnswerOutcome.Committed => new Attempt(BenchOutcome.Committed, answer.TransactionId),
             AnswerOutcome.Aborted => new Attempt(BenchOutcome.Aborted, answer.TransactionId),
             AnswerOutcome.Pending => new Attempt(BenchOutcome.Pending, answer.TransactionId),

@@ -56,10 +56,21 @@ internal static class BenchCommand
         var noBuild = new Option<bool>("--no-build") { Description = "Do not build the services (Release) first." };
         var runDir = new Option<string?>("--run-dir") { Description = "Folder for the service logs (default: a fresh folder under the temp folder)." };
         var repo = new Option<string?>("--repo") { Description = "Repository root (default: found by walking up to TwoPhase.slnx)." };
+        var overload = new Option<bool>("--overload")
+        {
+            Description = "Instead of the workloads: measure the peak (plentiful, closed loop at 64, --warmup then --duration), then offer it open loop for 10 s, "
+                          + "--overload-factor times it for 30 s, and the peak again for 15 s; per-second table and a verdict (docs/performance.md).",
+        };
+        var overloadFactor = new Option<int>("--overload-factor")
+        {
+            Description = "With --overload: the offered load during the overload, as a multiple of the measured peak.",
+            DefaultValueFactory = _ => 3,
+            Validators = { r => Range(r, 2, 20) },
+        };
 
         var command = new Command("bench", "Measure committed orders/s, latency and CPU per order on PostgreSQL with durable commits, then audit.")
         {
-            postgres, urls, duration, warmup, json, only, noBound, allowNonDurable, quietTimeout, secret, noBuild, runDir, repo,
+            postgres, urls, duration, warmup, json, only, noBound, allowNonDurable, quietTimeout, secret, noBuild, runDir, repo, overload, overloadFactor,
         };
         command.SetAction((parse, ct) => RunAsync(
             new BenchSettings(
@@ -75,14 +86,16 @@ internal static class BenchCommand
                 parse.GetValue(secret),
                 parse.GetValue(noBuild),
                 parse.GetValue(runDir),
-                parse.GetValue(repo)),
+                parse.GetValue(repo),
+                parse.GetValue(overload),
+                parse.GetValue(overloadFactor)),
             ct));
         return command;
     }
 
     private sealed record BenchSettings(
         string? Postgres, string? Urls, TimeSpan Duration, TimeSpan Warmup, FileInfo? Json, string[] Only, bool NoBound,
-        bool AllowNonDurable, TimeSpan QuietTimeout, string? Secret, bool NoBuild, string? RunDir, string? Repo);
+        bool AllowNonDurable, TimeSpan QuietTimeout, string? Secret, bool NoBuild, string? RunDir, string? Repo, bool Overload, int OverloadFactor);
 
     private static async Task<int> RunAsync(BenchSettings settings, CancellationToken ct)
     {
@@ -111,12 +124,14 @@ internal static class BenchCommand
             return ExitCodes.SetupFailed;
         }
 
-        var workloads = Workload.Standard.Where(w => settings.Only.Length == 0 || settings.Only.Any(w.Matches)).ToList();
+        var workloads = settings.Overload
+            ? [OverloadPeakWorkload]
+            : Workload.Standard.Where(w => settings.Only.Length == 0 || settings.Only.Any(w.Matches)).ToList();
         var runId = CommandSupport.NewRunId();
         var runTag = "bench-" + runId.Replace('_', '-');
         var runFolder = Path.GetFullPath(settings.RunDir ?? Path.Combine(Path.GetTempPath(), $"twophase-bench-{runId}"));
         Directory.CreateDirectory(runFolder);
-        using var http = HttpClients.Create(workloads.Max(w => w.Concurrency) + 16);
+        using var http = HttpClients.Create(settings.Overload ? OverloadMaxConnections : workloads.Max(w => w.Concurrency) + 16);
 
         var runs = new List<WorkloadRun>();
         WindowResult? bound = null;
@@ -167,7 +182,7 @@ internal static class BenchCommand
             {
                 // One system for all workloads: one catalog, and couriers for the busiest workload.
                 var seeder = new HttpBench(http, given, settings.Secret, runTag);
-                await seeder.SeedAsync(new BenchCatalog(runTag), workloads.Max(w => w.Couriers), runTag, ct);
+                await seeder.SeedAsync(new BenchCatalog(runTag), settings.Overload ? OverloadCouriers : workloads.Max(w => w.Couriers), runTag, ct);
             }
 
             for (var i = 0; i < workloads.Count; i++)
@@ -202,11 +217,16 @@ internal static class BenchCommand
 
                     cpu.AddPostgres("postgres", server?.PostmasterPid).AddSelf("bench");
                     var secret = system?.Options.Secret ?? settings.Secret;
-                    var bench = new HttpBench(http, endpoints, secret, $"{runTag}-{i}");
+                    var bench = new HttpBench(http, endpoints, secret, $"{runTag}-{i}", settings.Overload ? OverloadRequestTimeout : null);
                     var catalog = new BenchCatalog(runTag);
                     if (given is null)
                     {
-                        await bench.SeedAsync(catalog, workload.Couriers, runTag, ct);
+                        await bench.SeedAsync(catalog, settings.Overload ? OverloadCouriers : workload.Couriers, runTag, ct);
+                    }
+
+                    if (settings.Overload)
+                    {
+                        return await RunOverloadAsync(console, workload, catalog, settings, cpu, bench, new ServiceSnapshotReader(http, endpoints, secret), $"{runTag}-{i}", ct);
                     }
 
                     var result = await RunWorkloadAsync(workload, catalog, settings, cpu, bench.PlaceAsync, bench.CompleteAsync, $"{runTag}-{i}", ct);
@@ -335,6 +355,88 @@ internal static class BenchCommand
             (worker, sequence, token) => place(catalog.NextOrder(workload.Kind, randoms[worker], worker, sequence), $"{orderTag}-w{worker:D3}-{sequence:D7}", token),
             complete,
             ct);
+    }
+
+    // --overload: the peak is measured where the issue measures it; the rest is sized for three times that peak.
+    private static readonly Workload OverloadPeakWorkload = new(WorkloadKind.Plentiful, 64);
+
+    // Bounded time per order in the open loop: well past the prepare deadline, short enough that a collapse shows.
+    private static readonly TimeSpan OverloadRequestTimeout = TimeSpan.FromSeconds(10);
+
+    // Committed orders hold a courier until their completion; the open loop may have thousands outstanding.
+    private const int OverloadCouriers = 4096;
+
+    // Connections to the order service: the open loop's outstanding bound, not the closed loop's workers.
+    private const int OverloadMaxConnections = 16_384;
+
+    /// <summary>
+    /// Peak closed-loop, then the open-loop schedule on the same services (warm by then), then the audit with every
+    /// answer. Prints the per-second table, the phase summary and the verdict line; exit code 1 on audit failure or
+    /// errors, not on the verdict (a measurement, not a test).
+    /// </summary>
+    private static async Task<int> RunOverloadAsync(
+        IAnsiConsole console, Workload workload, BenchCatalog catalog, BenchSettings settings, CpuMeter cpu, HttpBench bench, ServiceSnapshotReader reader, string orderTag, CancellationToken ct)
+    {
+        var peakRun = await RunWorkloadAsync(workload, catalog, settings, cpu, bench.PlaceAsync, bench.CompleteAsync, orderTag + "-peak", ct);
+        var peak = peakRun.CommittedPerSecond;
+        console.MarkupLine($"  peak (closed loop at {workload.Concurrency}): {peak:0.0} committed/s, p99 {peakRun.Percentile(99):0.0} ms, {peakRun.Errors} errors");
+        foreach (var sample in peakRun.ErrorSamples)
+        {
+            console.MarkupLine($"  [red]error:[/] {Markup.Escape(sample)}");
+        }
+
+        if (peak < 1)
+        {
+            console.MarkupLine("[red]No peak to overload (nothing committed).[/]");
+            return ExitCodes.Failed;
+        }
+
+        var plan = OverloadPlan.Standard(settings.OverloadFactor);
+        var phases = plan.Phases(peak);
+        var maxOutstanding = OverloadPlan.MaxOutstanding(peak, plan.Factor, OverloadRequestTimeout);
+        console.MarkupLine($"  open loop: {string.Join(", ", phases.Select(p => $"{p.Name} {p.OrdersPerSecond:0}/s for {p.Duration.TotalSeconds:0} s"))}; " +
+                           $"at most {maxOutstanding} outstanding, {OverloadRequestTimeout.TotalSeconds:0} s per order (load average {MachineInfo.LoadAverage()})");
+        var result = await OpenLoop.RunAsync(
+            phases,
+            maxOutstanding,
+            (sequence, token) => bench.PlaceAsync(
+                catalog.NextOrder(workload.Kind, new Random(7919 + (int)(sequence % int.MaxValue)), 0, sequence), $"{orderTag}-o{sequence:D8}", token),
+            bench.CompleteAsync,
+            ct);
+        var audit = await AuditAsync(console, reader, [.. bench.Answers], settings.QuietTimeout, ct);
+
+        console.WriteLine();
+        Console.Out.Write(OverloadReport.Seconds(result));
+        console.WriteLine();
+        Console.Out.Write(OverloadReport.Phases(result));
+        var reasons = bench.Answers.Where(a => a.Outcome == Audit.AnswerOutcome.Aborted)
+            .GroupBy(a => a.ReasonClass ?? "other", StringComparer.Ordinal)
+            .OrderByDescending(g => g.Count()).Take(3).Select(g => $"{g.Key}: {g.Count()}").ToList();
+        if (reasons.Count > 0)
+        {
+            console.MarkupLine($"Aborts by reason: {Markup.Escape(string.Join("; ", reasons))}");
+        }
+
+        foreach (var sample in result.ErrorSamples)
+        {
+            console.MarkupLine($"  [red]error:[/] {Markup.Escape(sample)}");
+        }
+
+        var verdict = OverloadVerdict.Of(result, peak);
+        console.MarkupLine($"Deliveries completed {result.Completions:N0} ({result.CompletionErrors} failed); audit {audit}; load average at end {MachineInfo.LoadAverage()} (a shared machine: the figures move with it).");
+        Console.Out.WriteLine(verdict.Line());
+        if (settings.Json is { } file)
+        {
+            await using var stream = file.Create();
+            await System.Text.Json.JsonSerializer.SerializeAsync(
+                stream,
+                new { peak, peakP99Ms = peakRun.Percentile(99), factor = plan.Factor, phases, seconds = result.Seconds, verdict = new { verdict.During, verdict.DuringShare, verdict.RecoverySeconds, verdict.Passed }, audit },
+                new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web) { WriteIndented = true },
+                ct);
+        }
+
+        var errors = result.Seconds.Sum(s => s.Errors) + result.CompletionErrors + peakRun.Errors + peakRun.CompletionErrors;
+        return audit == "clean" && errors == 0 ? ExitCodes.Ok : ExitCodes.Failed;
     }
 
     private static async Task<WindowResult> RunBoundAsync(IAnsiConsole console, string pg, string runId, string runTag, PostgresServer server, BenchSettings settings, CancellationToken ct)
