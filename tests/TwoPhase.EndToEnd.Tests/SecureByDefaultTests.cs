@@ -21,7 +21,7 @@ public sealed class SecureByDefaultTests(ITestOutputHelper output)
     public async Task NoSecretConfigured_AnonymousPrepareIsRefusedAndReservesNothing_WhileOrdersCommitWithTheGeneratedSecret()
     {
         await using var system = await TestSystem.StartAsync(Store.Sqlite, output, new SystemOptions { GeneratedSecret = true });
-        await system.SeedAsync(new Dictionary<string, long> { ["widget"] = 5 }, couriers: 2);
+        await system.SeedAsync(new Dictionary<string, long> { ["widget"] = 5 }, couriers: 3);
         using var anonymous = new HttpClient();
 
         // What any local user could do before: reserve a courier, or stock, with no credentials at all.
@@ -37,7 +37,7 @@ public sealed class SecureByDefaultTests(ITestOutputHelper output)
         Assert.Equal(HttpStatusCode.Unauthorized, await PostAsync(anonymous, new Uri(system.Api.DeliveryUrl, "v1/couriers"), """{"id":"intruder","name":"Intruder"}""", bearer: null));
         Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync(new Uri(system.Api.OrderUrl, "v1/admin/transactions?state=unfinished"))).StatusCode);
         Assert.All(await system.Api.CouriersAsync(), c => Assert.Equal("free", c.Status));
-        Assert.Equal(2, (await system.Api.CouriersAsync()).Count);
+        Assert.Equal(3, (await system.Api.CouriersAsync()).Count);
         Assert.Equal(0, Assert.Single(await system.Api.ProductsAsync()).Reserved);
 
         // One secret, generated once, owner-only, and found by all three services.
