@@ -75,6 +75,8 @@ public static class HostingExtensions
     /// <summary>Wait for the database (bounded), then run every <see cref="IStartupTask"/> in order.</summary>
     public static async Task InitializeTwoPhaseAsync(this WebApplication app, CancellationToken cancellationToken = default)
     {
+        // The shared secret first: a refused cookie file stops the service before it waits for its database.
+        _ = app.Services.GetRequiredService<IOptions<TwoPhaseOptions>>().Value;
         var db = app.Services.GetRequiredService<Database>();
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("TwoPhase.Startup");
         // A service restarted together with its database must not die because the database is a second late.
@@ -91,11 +93,6 @@ public static class HostingExtensions
         foreach (var task in app.Services.GetServices<IStartupTask>().OrderBy(t => t.Order))
         {
             await task.RunAsync(cancellationToken);
-        }
-
-        if (string.IsNullOrEmpty(app.Services.GetRequiredService<IOptions<TwoPhaseOptions>>().Value.Secret))
-        {
-            Log.NoSecret(logger);
         }
 
         Log.DatabaseReady(logger, db.Describe());

@@ -35,8 +35,17 @@ internal static partial class Log
     [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "Database ready: {Database}")]
     public static partial void DatabaseReady(ILogger logger, string database);
 
-    [LoggerMessage(EventId = 11, Level = LogLevel.Warning, Message = "No TwoPhase:Secret configured: protocol and admin endpoints accept any caller while this service listens on loopback only, and refuse every caller otherwise. Set TwoPhase__Secret (or TWOPHASE_SECRET) on every service.")]
-    public static partial void NoSecret(ILogger logger);
+    [LoggerMessage(EventId = 30, Level = LogLevel.Information, Message = "Shared secret: configured (TwoPhase:Secret)")]
+    public static partial void SecretConfigured(ILogger logger);
+
+    [LoggerMessage(EventId = 31, Level = LogLevel.Information, Message = "Shared secret: from the environment (TWOPHASE_SECRET)")]
+    public static partial void SecretFromEnvironment(ILogger logger);
+
+    [LoggerMessage(EventId = 32, Level = LogLevel.Information, Message = "Shared secret: none configured, so generated and stored owner-only in {Path}, for this user's services on this machine")]
+    public static partial void SecretCookieCreated(ILogger logger, string path);
+
+    [LoggerMessage(EventId = 33, Level = LogLevel.Information, Message = "Shared secret: none configured, so read from {Path}")]
+    public static partial void SecretCookieRead(ILogger logger, string path);
 
     [LoggerMessage(EventId = 40, Level = LogLevel.Warning, Message = "Telemetry refresh failed; the database gauges keep their last values until it succeeds")]
     public static partial void TelemetryRefreshFailed(ILogger logger, Exception exception);

@@ -13,6 +13,13 @@ public sealed class TwoPhaseOptions
     /// </summary>
     public string? Secret { get; set; }
 
+    /// <summary>
+    /// The owner-only file holding the secret this user's services on this machine share when neither
+    /// <see cref="Secret"/> nor <c>TWOPHASE_SECRET</c> is set; the first service to start creates it (docs/security.md).
+    /// Unset: <c>$XDG_CONFIG_HOME/twophase/secret</c>, else <c>~/.config/twophase/secret</c> (<c>%APPDATA%\twophase\secret</c> on Windows).
+    /// </summary>
+    public string? SecretFile { get; set; }
+
     /// <summary>Largest request body accepted, in bytes.</summary>
     [Range(1024, 16 * 1024 * 1024)]
     public int MaxBodyBytes { get; set; } = 64 * 1024;

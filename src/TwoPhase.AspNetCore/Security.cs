@@ -25,13 +25,8 @@ public static class ProtectionExtensions
     /// <summary>Auth between services, a problem detail for every error, and a bounded time for every request.</summary>
     internal static IServiceCollection AddTwoPhaseProtection(this IServiceCollection services)
     {
-        services.PostConfigure<TwoPhaseOptions>(o =>
-        {
-            if (string.IsNullOrEmpty(o.Secret))
-            {
-                o.Secret = Environment.GetEnvironmentVariable(SecretVariable) is { Length: > 0 } secret ? secret : null;
-            }
-        });
+        // Secure by default: configured, else TWOPHASE_SECRET, else the owner-only cookie file (SecretCookie).
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<TwoPhaseOptions>, SecretResolver>());
         services.TryAddSingleton<ListenScope>();
         services.TryAddSingleton<SecretGuard>();
         services.AddExceptionHandler<ProblemExceptionHandler>();
@@ -85,10 +80,9 @@ public sealed class ListenScope(IServer server)
 }
 
 /// <summary>
-/// Who may call a guarded endpoint (docs/security.md). With a secret configured: callers proving it, plus,
-/// for the old protocol, anyone when <see cref="ParticipantOptions.AllowUnauthenticatedLegacy"/> is on
-/// (default: on when listening on loopback only). Without a secret: anyone while the service listens on
-/// loopback only, nobody otherwise (a service exposed beyond loopback must not be open by omission).
+/// Who may call a guarded endpoint (docs/security.md): callers proving the secret (configured, or the generated
+/// one in the cookie file, <see cref="SecretCookie"/>), plus, for the old protocol, anyone when
+/// <see cref="ParticipantOptions.AllowUnauthenticatedLegacy"/> is on (default: on when listening on loopback only).
 /// </summary>
 public sealed class SecretGuard(IOptions<TwoPhaseOptions> shared, IOptions<ParticipantOptions> participant, ListenScope scope)
 {
@@ -101,14 +95,9 @@ public sealed class SecretGuard(IOptions<TwoPhaseOptions> shared, IOptions<Parti
             return null;
         }
 
-        if (string.IsNullOrEmpty(secret))
-        {
-            return scope.LoopbackOnly
-                ? null
-                : Unauthorized("This service listens beyond loopback and has no TwoPhase:Secret configured, so its protocol and admin endpoints refuse every caller.");
-        }
-
-        return SecretAuth.IsAuthorized(request, secret)
+        // The options always hold a secret once resolved (SecretResolver); should a host have replaced them with
+        // none, nobody gets in: an endpoint is never open by omission.
+        return !string.IsNullOrEmpty(secret) && SecretAuth.IsAuthorized(request, secret)
             ? null
             : Unauthorized("Protocol and admin endpoints need 'Authorization: Bearer <secret>'.");
     }

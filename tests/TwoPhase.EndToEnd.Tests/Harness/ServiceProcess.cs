@@ -25,7 +25,7 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     // Configuration a developer's or CI's shell might carry that must not leak into a service under test.
     private static readonly string[] ScrubbedPrefixes =
-        ["Database__", "Coordinator__", "Participant__", "Seed__", "TwoPhase__", "Storage__", "Orders__", "Logging__", "ASPNETCORE_", "DOTNET_ENVIRONMENT", "URLS"];
+        ["Database__", "Coordinator__", "Participant__", "Seed__", "TwoPhase__", "Storage__", "Orders__", "Logging__", "ASPNETCORE_", "DOTNET_ENVIRONMENT", "URLS", "TWOPHASE_SECRET"];
 
     private readonly Lock _gate = new();
     private readonly Dictionary<string, string> _environment;

@@ -28,6 +28,12 @@ public sealed class SystemOptions
     /// <summary>The coordinator batches protocol messages (the default) or sends one request per message.</summary>
     public bool BatchMessages { get; init; } = true;
 
+    /// <summary>
+    /// Configure no secret, as on a fresh machine: the services must find one themselves in the cookie file
+    /// (<see cref="TestSystem.SecretFile"/>); the test's client then uses what they wrote there.
+    /// </summary>
+    public bool GeneratedSecret { get; init; }
+
     /// <summary>More configuration, per service, as <c>Section__Key</c> environment variables.</summary>
     public IReadOnlyDictionary<Service, IReadOnlyDictionary<string, string>> Environment { get; init; } =
         new Dictionary<Service, IReadOnlyDictionary<string, string>>();
@@ -66,7 +72,14 @@ public sealed class TestSystem : IAsyncDisposable
     /// <summary>Temporary folder: SQLite files and service logs.</summary>
     public string Folder { get; }
 
-    public string Secret { get; }
+    /// <summary>What the services authenticate with: the harness's own, or with <see cref="SystemOptions.GeneratedSecret"/> the one they wrote.</summary>
+    public string Secret { get; private set; }
+
+    /// <summary>
+    /// The cookie file every service of this system is pointed at (<c>TwoPhase__SecretFile</c>), in <see cref="Folder"/>,
+    /// so that no test ever writes into the real user's ~/.config, whatever it configures.
+    /// </summary>
+    public string SecretFile => Path.Combine(Folder, "config", "twophase", "secret");
 
     public Api Api { get; private set; } = null!;
 
@@ -90,6 +103,11 @@ public sealed class TestSystem : IAsyncDisposable
         {
             await system.CreateAsync();
             await system.StartServicesAsync(options.StartNow.ToArray());
+            if (options.GeneratedSecret)
+            {
+                system.AdoptGeneratedSecret();
+            }
+
             return system;
         }
         catch
@@ -129,13 +147,18 @@ public sealed class TestSystem : IAsyncDisposable
             var env = new Dictionary<string, string>
             {
                 ["Seed__Enabled"] = "false",
-                ["TwoPhase__Secret"] = Secret,
+                ["TwoPhase__SecretFile"] = SecretFile,
                 ["Logging__LogLevel__Default"] = "Information",
                 ["Logging__LogLevel__Microsoft.AspNetCore"] = "Warning",
                 ["Logging__Console__FormatterName"] = "simple",
                 ["Logging__Console__FormatterOptions__SingleLine"] = "true",
                 ["Logging__Console__FormatterOptions__TimestampFormat"] = "HH:mm:ss.fff ",
             };
+            if (!Options.GeneratedSecret)
+            {
+                env["TwoPhase__Secret"] = Secret;
+            }
+
             foreach (var (key, value) in await DatabaseAsync(service))
             {
                 env[key] = value;
@@ -173,6 +196,24 @@ public sealed class TestSystem : IAsyncDisposable
 
         Api = new Api(_http, Order.Url, Storage.Url, Delivery.Url);
         Log($"system on {Store} in {Folder}: order {Order.Url}, storage {Storage.Url}{Via(Service.Storage)}, delivery {Delivery.Url}{Via(Service.Delivery)}");
+    }
+
+    /// <summary>
+    /// The client authenticates with the secret the services wrote to <see cref="SecretFile"/>. A missing file is
+    /// left for the test to find (its client then sends the harness's own secret, which no service knows).
+    /// </summary>
+    private void AdoptGeneratedSecret()
+    {
+        if (!File.Exists(SecretFile))
+        {
+            Log($"no secret file at {SecretFile}: the services generated no secret");
+            return;
+        }
+
+        Secret = File.ReadAllText(SecretFile).Trim();
+        // No request is in flight here: the services are ready and nothing else uses the client yet.
+        _http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", Secret);
+        Log($"using the secret the services generated in {SecretFile}");
     }
 
     private string Via(Service participant) => _proxies.TryGetValue(participant, out var p) ? $" (coordinator goes through proxy {p.Url})" : "";
