@@ -30,29 +30,30 @@ public static class ChaosReport
         ArgumentNullException.ThrowIfNull(console);
         ArgumentNullException.ThrowIfNull(faults);
         ArgumentNullException.ThrowIfNull(requested);
-        var log = new Table().Border(TableBorder.Rounded).Title("[bold]Faults[/] (times from the start of the load)")
-            .AddColumn(new TableColumn("#").RightAligned()).AddColumn("nemesis").AddColumn("target").AddColumn(new TableColumn("orders started").RightAligned())
+        var log = new Table().Border(TableBorder.Rounded)
+            .Title("[bold]Faults[/] (times from the start of the load; planned: down, paused or armed for; hit: requests, a batch is one)")
+            .AddColumn(new TableColumn("#").RightAligned()).AddColumn("nemesis").AddColumn("target").AddColumn(new TableColumn("orders").RightAligned())
             .AddColumn(new TableColumn("at").RightAligned()).AddColumn(new TableColumn("planned").RightAligned())
-            .AddColumn(new TableColumn("healed at").RightAligned()).AddColumn(new TableColumn("outage").RightAligned())
-            .AddColumn(new TableColumn("requests hit").RightAligned());
+            .AddColumn(new TableColumn("healed").RightAligned()).AddColumn(new TableColumn("outage").RightAligned())
+            .AddColumn(new TableColumn("hit").RightAligned());
         foreach (var f in faults)
         {
             log.AddRow(
                 N(f.Number), Markup.Escape(f.Fault.Describe()), Target(f.Fault), N(f.AfterOrder),
-                Seconds(f.StartedAt), Millis(f.Planned), Seconds(f.HealedAt), Seconds(f.Outage), f.Hits is { } h ? N(h) : "");
+                Seconds(f.StartedAt), Seconds(f.Planned), Seconds(f.HealedAt), Seconds(f.Outage), f.Hits is { } h ? N(h) : "");
         }
 
         console.Write(log);
 
-        var summary = new Table().Border(TableBorder.Rounded).Title("[bold]Faults per nemesis[/] (and per service)")
-            .AddColumn("nemesis").AddColumn(new TableColumn("requested").RightAligned()).AddColumn(new TableColumn("injected").RightAligned());
+        var summary = new Table().Border(TableBorder.Rounded).Title("[bold]Faults per nemesis[/] (and per service; outage: from the fault to its heal)")
+            .AddColumn("nemesis").AddColumn(new TableColumn("asked").RightAligned()).AddColumn(new TableColumn("done").RightAligned());
         foreach (var kind in ServiceKinds.All)
         {
             summary.AddColumn(new TableColumn(kind.ShortName()).RightAligned());
         }
 
-        summary.AddColumn(new TableColumn("mean outage").RightAligned()).AddColumn(new TableColumn("longest").RightAligned())
-            .AddColumn(new TableColumn("requests hit").RightAligned());
+        summary.AddColumn(new TableColumn("mean").RightAligned()).AddColumn(new TableColumn("longest").RightAligned())
+            .AddColumn(new TableColumn("hit").RightAligned());
         foreach (var (label, mine, want) in Groups(faults, requested))
         {
             var row = new List<string> { Markup.Escape(label), want is { } w ? N(w) : "", N(mine.Count) };
@@ -86,11 +87,11 @@ public static class ChaosReport
         }
     }
 
-    /// <summary>For a message fault: the link (coordinator to participant); for a database kill: whose cluster.</summary>
+    /// <summary>For a message fault: the link from the coordinator to the participant; for a database kill: whose cluster.</summary>
     private static string Target(PlannedFault fault) => fault.Nemesis switch
     {
-        Nemesis.MessageFault => $"order -> {fault.Target.ShortName()}",
-        Nemesis.DatabaseKill => $"{fault.Target.ShortName()}'s cluster",
+        Nemesis.MessageFault => $"->{fault.Target.ShortName()}",
+        Nemesis.DatabaseKill => $"{fault.Target.ShortName()} db",
         _ => fault.Target.ShortName(),
     };
 

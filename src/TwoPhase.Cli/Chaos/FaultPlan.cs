@@ -41,7 +41,7 @@ public sealed record FaultCounts(int Kills, int DatabaseKills, int Pauses, int M
 /// <param name="Message">For a message fault, what happens to the messages.</param>
 public sealed record PlannedFault(int AfterOrder, Nemesis Nemesis, ServiceKind Target, MessageFault? Message = null)
 {
-    public string Describe() => Message is { } m ? $"{Nemesis.Label()} {m.Label()}" : Nemesis.Label();
+    public string Describe() => Message is { } m ? $"{Nemesis.Label()}: {m.Label()}" : Nemesis.Label();
 }
 
 /// <summary>Where in the load the faults fall, what each is and whom it hits; derived from a seed only.</summary>
@@ -105,19 +105,20 @@ public static class FaultPlan
         return Enumerable.Range(0, count).Select(i => order[i % order.Length]).ToList();
     }
 
+    /// <summary>Short, for narrow tables: kill -9 (a service), db crash (pg_ctl stop -m immediate), pause (SIGSTOP), message (a proxy fault).</summary>
     public static string Label(this Nemesis nemesis) => nemesis switch
     {
-        Nemesis.ServiceKill => "service kill -9",
-        Nemesis.DatabaseKill => "database kill (immediate)",
-        Nemesis.Pause => "pause (SIGSTOP)",
-        Nemesis.MessageFault => "message fault",
+        Nemesis.ServiceKill => "kill -9",
+        Nemesis.DatabaseKill => "db crash",
+        Nemesis.Pause => "pause",
+        Nemesis.MessageFault => "message",
         _ => throw new ArgumentOutOfRangeException(nameof(nemesis), nemesis, null),
     };
 
     public static string Label(this MessageFault fault) => fault switch
     {
-        MessageFault.DropRequest => "drop request",
-        MessageFault.DropResponse => "drop response",
+        MessageFault.DropRequest => "drop req",
+        MessageFault.DropResponse => "drop resp",
         MessageFault.Duplicate => "duplicate",
         MessageFault.Delay => "delay",
         _ => throw new ArgumentOutOfRangeException(nameof(fault), fault, null),
