@@ -8,29 +8,45 @@ public static class ChaosChecks
 {
     private const int MaxListed = 10;
 
-    /// <summary>Every requested kill happened, and each service was killed at least a quarter of the requested times.</summary>
-    public static InvariantResult Kills(int requested, IReadOnlyList<KillRecord> kills, bool timedOut)
+    /// <summary>
+    /// Every planned fault happened; each service was killed at least a quarter of the requested kills; every kind
+    /// of message fault that was planned hit at least one request (a fault whose window no message crossed proves nothing).
+    /// </summary>
+    public static InvariantResult Faults(IReadOnlyList<PlannedFault> plan, IReadOnlyList<FaultRecord> faults, bool timedOut)
     {
+        ArgumentNullException.ThrowIfNull(plan);
+        ArgumentNullException.ThrowIfNull(faults);
         var problems = new List<string>();
-        if (kills.Count < requested)
+        if (faults.Count < plan.Count)
         {
-            problems.Add($"{kills.Count} of {requested} kills happened{(timedOut ? " (the chaos time bound ran out)" : "")}");
+            problems.Add($"{faults.Count} of {plan.Count} faults happened{(timedOut ? " (the chaos time bound ran out)" : "")}");
         }
 
+        var kills = plan.Count(p => p.Nemesis == Nemesis.ServiceKill);
         foreach (var kind in ServiceKinds.All)
         {
-            var count = kills.Count(k => k.Service == kind);
-            if (count * 4 < requested)
+            var count = faults.Count(f => f.Fault.Nemesis == Nemesis.ServiceKill && f.Fault.Target == kind);
+            if (count * 4 < kills)
             {
-                problems.Add($"{kind.ShortName()} was killed {count} times, fewer than a quarter of {requested}");
+                problems.Add($"{kind.ShortName()} was killed {count} times, fewer than a quarter of {kills}");
             }
         }
 
+        foreach (var kind in plan.Where(p => p.Message is not null).Select(p => p.Message!.Value).Distinct())
+        {
+            var mine = faults.Where(f => f.Fault.Message == kind).ToList();
+            if (mine.Count > 0 && mine.Sum(f => f.Hits ?? 0) == 0)
+            {
+                problems.Add($"the {mine.Count} '{kind.Label()}' message fault(s) hit no request");
+            }
+        }
+
+        var kinds = string.Join(", ", Enum.GetValues<Nemesis>().Select(n => $"{plan.Count(p => p.Nemesis == n)} {n.Label()}"));
         return new InvariantResult("faults injected",
-            $"{requested} kills (SIGKILL, then restart), each service at least a quarter of them", problems.Count, problems);
+            $"{plan.Count} faults ({kinds}), each service killed at least a quarter of the kills, every message fault kind hit a request", problems.Count, problems);
     }
 
-    /// <summary>Converged (nothing unfinished, nothing prepared) within <paramref name="bound"/> of the last restart.</summary>
+    /// <summary>Converged (nothing unfinished, nothing prepared) within <paramref name="bound"/> of the last fault's heal.</summary>
     public static InvariantResult Convergence(ConvergenceResult result, TimeSpan bound)
     {
         var problems = new List<string>();
@@ -41,11 +57,11 @@ public static class ChaosChecks
         }
         else if (after > bound)
         {
-            problems.Add($"converged {after.TotalSeconds:0.00} s after the last restart, later than the bound of {bound.TotalSeconds:0} s");
+            problems.Add($"converged {after.TotalSeconds:0.00} s after the last fault healed, later than the bound of {bound.TotalSeconds:0} s");
         }
 
         return new InvariantResult("liveness",
-            $"within {bound.TotalSeconds:0} s of the last restart every transaction is completed and no participant row is prepared", problems.Count, problems);
+            $"within {bound.TotalSeconds:0} s of the last fault healing every transaction is completed and no participant row is prepared", problems.Count, problems);
     }
 
     /// <summary>No service logged a protocol violation (a COMMIT for a transaction not prepared, an ABORT after a commit).</summary>

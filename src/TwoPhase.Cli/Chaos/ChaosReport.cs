@@ -24,38 +24,76 @@ public static class ChaosReport
         console.Write(table);
     }
 
-    public static void PrintKills(IAnsiConsole console, IReadOnlyList<KillRecord> kills)
+    /// <summary>Every fault in order, then per nemesis how many hit each service and how long they lasted.</summary>
+    public static void PrintFaults(IAnsiConsole console, IReadOnlyList<FaultRecord> faults, FaultCounts requested)
     {
         ArgumentNullException.ThrowIfNull(console);
-        ArgumentNullException.ThrowIfNull(kills);
-        var log = new Table().Border(TableBorder.Rounded).Title("[bold]Kills[/] (times from the start of the load)")
-            .AddColumn(new TableColumn("#").RightAligned()).AddColumn("service").AddColumn(new TableColumn("orders started").RightAligned())
-            .AddColumn(new TableColumn("killed at").RightAligned()).AddColumn(new TableColumn("paused").RightAligned())
-            .AddColumn(new TableColumn("ready again at").RightAligned()).AddColumn(new TableColumn("outage").RightAligned());
-        foreach (var k in kills)
+        ArgumentNullException.ThrowIfNull(faults);
+        ArgumentNullException.ThrowIfNull(requested);
+        var log = new Table().Border(TableBorder.Rounded)
+            .Title("[bold]Faults[/] (times from the start of the load; planned: down, paused or armed for; hit: requests, a batch is one)")
+            .AddColumn(new TableColumn("#").RightAligned()).AddColumn("nemesis").AddColumn("target").AddColumn(new TableColumn("orders").RightAligned())
+            .AddColumn(new TableColumn("at").RightAligned()).AddColumn(new TableColumn("planned").RightAligned())
+            .AddColumn(new TableColumn("healed").RightAligned()).AddColumn(new TableColumn("outage").RightAligned())
+            .AddColumn(new TableColumn("hit").RightAligned());
+        foreach (var f in faults)
         {
             log.AddRow(
-                k.Number.ToString(CultureInfo.InvariantCulture), k.Service.ShortName(), k.AfterOrder.ToString("N0", CultureInfo.InvariantCulture),
-                Seconds(k.KilledAt), Millis(k.Down), Seconds(k.ReadyAt), Seconds(k.Outage));
+                N(f.Number), Markup.Escape(f.Fault.Describe()), Target(f.Fault), N(f.AfterOrder),
+                Seconds(f.StartedAt), Seconds(f.Planned), Seconds(f.HealedAt), Seconds(f.Outage), f.Hits is { } h ? N(h) : "");
         }
 
         console.Write(log);
 
-        var perService = new Table().Border(TableBorder.Rounded).Title("[bold]Kills per service[/]")
-            .AddColumn("service").AddColumn(new TableColumn("kills").RightAligned()).AddColumn(new TableColumn("mean outage").RightAligned())
-            .AddColumn(new TableColumn("longest outage").RightAligned());
+        var summary = new Table().Border(TableBorder.Rounded).Title("[bold]Faults per nemesis[/] (and per service; outage: from the fault to its heal)")
+            .AddColumn("nemesis").AddColumn(new TableColumn("asked").RightAligned()).AddColumn(new TableColumn("done").RightAligned());
         foreach (var kind in ServiceKinds.All)
         {
-            var mine = kills.Where(k => k.Service == kind).ToList();
-            perService.AddRow(
-                kind.ShortName(), mine.Count.ToString(CultureInfo.InvariantCulture),
-                mine.Count == 0 ? "-" : Seconds(TimeSpan.FromTicks((long)mine.Average(k => k.Outage.Ticks))),
-                mine.Count == 0 ? "-" : Seconds(mine.Max(k => k.Outage)));
+            summary.AddColumn(new TableColumn(kind.ShortName()).RightAligned());
         }
 
-        perService.AddRow("[bold]total[/]", $"[bold]{kills.Count}[/]", "", "");
-        console.Write(perService);
+        summary.AddColumn(new TableColumn("mean").RightAligned()).AddColumn(new TableColumn("longest").RightAligned())
+            .AddColumn(new TableColumn("hit").RightAligned());
+        foreach (var (label, mine, want) in Groups(faults, requested))
+        {
+            var row = new List<string> { Markup.Escape(label), want is { } w ? N(w) : "", N(mine.Count) };
+            row.AddRange(ServiceKinds.All.Select(k => N(mine.Count(f => f.Fault.Target == k))));
+            row.Add(mine.Count == 0 ? "-" : Seconds(TimeSpan.FromTicks((long)mine.Average(f => f.Outage.Ticks))));
+            row.Add(mine.Count == 0 ? "-" : Seconds(mine.Max(f => f.Outage)));
+            row.Add(mine.Any(f => f.Hits is not null) ? N(mine.Sum(f => f.Hits ?? 0)) : "");
+            summary.AddRow(row.ToArray());
+        }
+
+        var total = new List<string> { "[bold]total[/]", $"[bold]{N(requested.Total)}[/]", $"[bold]{N(faults.Count)}[/]" };
+        total.AddRange(ServiceKinds.All.Select(k => N(faults.Count(f => f.Fault.Target == k))));
+        total.AddRange(["", "", ""]);
+        summary.AddRow(total.ToArray());
+        console.Write(summary);
     }
+
+    /// <summary>One row per nemesis, and under message faults one per kind of message fault.</summary>
+    private static IEnumerable<(string Label, List<FaultRecord> Faults, int? Requested)> Groups(IReadOnlyList<FaultRecord> faults, FaultCounts requested)
+    {
+        foreach (var nemesis in Enum.GetValues<Nemesis>())
+        {
+            yield return (nemesis.Label(), faults.Where(f => f.Fault.Nemesis == nemesis).ToList(), requested.Of(nemesis));
+            if (nemesis == Nemesis.MessageFault)
+            {
+                foreach (var kind in Enum.GetValues<Harness.MessageFault>())
+                {
+                    yield return ("  " + kind.Label(), faults.Where(f => f.Fault.Message == kind).ToList(), null);
+                }
+            }
+        }
+    }
+
+    /// <summary>For a message fault: the link from the coordinator to the participant; for a database kill: whose cluster.</summary>
+    private static string Target(PlannedFault fault) => fault.Nemesis switch
+    {
+        Nemesis.MessageFault => $"->{fault.Target.ShortName()}",
+        Nemesis.DatabaseKill => $"{fault.Target.ShortName()} db",
+        _ => fault.Target.ShortName(),
+    };
 
     /// <summary>Orders by what the client was finally told, and what each lost answer turned out to be.</summary>
     public static void PrintOutcomes(IAnsiConsole console, ChaosLoadResult load, SystemSnapshot snapshot, DispatchStats dispatch)
@@ -103,19 +141,19 @@ public static class ChaosReport
         console.Write(table);
     }
 
-    public static void PrintConvergence(IAnsiConsole console, TimeSpan lastRestart, TimeSpan loadEnded, ConvergenceResult result, TimeSpan bound)
+    public static void PrintConvergence(IAnsiConsole console, TimeSpan lastHealed, TimeSpan loadEnded, ConvergenceResult result, TimeSpan bound)
     {
         ArgumentNullException.ThrowIfNull(console);
         ArgumentNullException.ThrowIfNull(result);
         var table = new Table().Border(TableBorder.Rounded).Title("[bold]Convergence[/] (unfinished transactions at the order service, prepared rows at both participants)")
             .AddColumn("what").AddColumn(new TableColumn("value").RightAligned());
-        table.AddRow("last restart ready at", Seconds(lastRestart));
-        table.AddRow("last answer at", $"{Seconds(loadEnded)} ({Seconds(loadEnded - lastRestart)} after the last restart)");
+        table.AddRow("last fault healed at", Seconds(lastHealed));
+        table.AddRow("last answer at", $"{Seconds(loadEnded)} ({Seconds(loadEnded - lastHealed)} after the last fault healed)");
         table.AddRow("polls", N(result.Polls));
         if (result.After is { } after)
         {
             var within = after <= bound;
-            table.AddRow("[bold]converged after the last restart[/]",
+            table.AddRow("[bold]converged after the last fault healed[/]",
                 $"[bold {(within ? "green" : "red")}]{after.TotalSeconds:0.00} s[/] (bound {bound.TotalSeconds:0} s)");
         }
         else

@@ -8,13 +8,17 @@ using TwoPhase.Cli.Chaos;
 using TwoPhase.Cli.Hosting;
 using TwoPhase.Cli.Load;
 using TwoPhase.Cli.Rendering;
+using TwoPhase.Harness;
 
 namespace TwoPhase.Cli.Commands;
 
 /// <summary>
-/// <c>chaos</c>: start the three services, run the simulator, SIGKILL and restart random services at
-/// random moments of the load (a bounded number, within a time bound), wait until the system has
-/// converged, audit it against every answer a client got, and exit non-zero on any violation.
+/// <c>chaos</c>: start the three services (on SQLite, or each on a throwaway PostgreSQL cluster of its own), run the
+/// simulator, and at random moments of the load inject faults of every kind, one at a time: SIGKILL and restart of
+/// a service, an immediate stop and restart of a service's PostgreSQL cluster, SIGSTOP/SIGCONT of a service for
+/// longer than the prepare deadline, and message faults on the coordinator's link to each participant (dropped
+/// request, dropped response, duplicate, delay past the deadline) through an in-process proxy. Then wait until the
+/// system has converged, audit it against every answer a client got, and exit non-zero on any violation.
 /// </summary>
 internal static class ChaosCommand
 {
@@ -55,36 +59,41 @@ internal static class ChaosCommand
             DefaultValueFactory = _ => 2000,
             Validators = { r => Between(r, 1, 1_000_000) },
         };
-        var kills = new Option<int>("--kills")
+        var kills = FaultCountOption("--kills", 20,
+            "How many service kills (SIGKILL, then restart), spread over the load and over the three services (each at least a quarter of them).");
+        var dbKills = new Option<int?>("--db-kills")
         {
-            Description = "How many SIGKILLs to send, spread over the load and over the three services (each at least a quarter of them).",
-            DefaultValueFactory = _ => 20,
+            Description = $"How many PostgreSQL cluster kills (pg_ctl stop -m immediate, then start), dealt over the three clusters. Only with --postgres and no connection string. Default: {DefaultDbKills} there, else 0.",
             Validators = { r => Between(r, 0, 1000) },
         };
+        var pauses = FaultCountOption("--pauses", 6,
+            "How many SIGSTOP/SIGCONT pauses of a service, each longer than the prepare deadline, dealt over the three services.");
+        var messageFaults = FaultCountOption("--message-faults", 8,
+            "How many message faults on the coordinator's links (drop request, drop response, duplicate, delay past the deadline), dealt over both participants and the four kinds.");
         var concurrency = CommandSupport.ConcurrencyOption();
         var randomSeed = CommandSupport.RandomSeedOption();
-        randomSeed.Description = "Seed of the order mix and of the kill plan (when, whom, how long down).";
+        randomSeed.Description = "Seed of the order mix and of the fault plan (when, what, whom, how long).";
         var maxDown = new Option<int>("--max-down-ms")
         {
-            Description = "Longest pause between a kill and the restart (the pause is random, at least 100 ms).",
+            Description = "Longest pause between a kill (of a service or a database) and the restart (the pause is random, at least 100 ms).",
             DefaultValueFactory = _ => 1500,
             Validators = { r => Between(r, 100, 60_000) },
         };
         var maxChaos = new Option<int>("--max-chaos-seconds")
         {
-            Description = "Time bound of the kill phase; kills not done by then are skipped and the run fails.",
+            Description = "Time bound of the fault phase; faults not done by then are skipped and the run fails.",
             DefaultValueFactory = _ => 600,
             Validators = { r => Between(r, 10, 3600) },
         };
         var convergeBound = new Option<int>("--converge-bound")
         {
-            Description = "Seconds after the last restart by which the system must have converged.",
+            Description = "Seconds after the last fault healed by which the system must have converged.",
             DefaultValueFactory = _ => 10,
             Validators = { r => Between(r, 1, 3600) },
         };
         var convergeTimeout = new Option<int>("--converge-timeout")
         {
-            Description = "Seconds after the last restart to keep polling for convergence before giving up.",
+            Description = "Seconds after the last fault healed to keep polling for convergence before giving up.",
             DefaultValueFactory = _ => 120,
             Validators = { r => Between(r, 1, 3600) },
         };
@@ -95,29 +104,50 @@ internal static class ChaosCommand
         };
         var postgres = new Option<string?>("--postgres")
         {
-            Description = "Run on PostgreSQL: a connection string without Database (e.g. \"Host=127.0.0.1;Username=postgres\"); three fresh databases are created and dropped.",
+            Description = "Run on PostgreSQL. Alone: each service on a throwaway cluster of its own (initdb, 127.0.0.1, fsync and synchronous_commit on), " +
+                          "removed after the run; the database kills need this. With a connection string without Database " +
+                          "(e.g. \"Host=127.0.0.1;Username=postgres\"): three fresh databases on that one server instead, and no database kills.",
+            Arity = ArgumentArity.ZeroOrOne,
         };
-        var keep = new Option<bool>("--keep") { Description = "Keep the PostgreSQL databases after the run (SQLite files and logs are always kept)." };
+        var postgresPort = new Option<int>("--postgres-port")
+        {
+            Description = "First port tried for the throwaway clusters on 127.0.0.1; each takes the next free one.",
+            DefaultValueFactory = _ => 15432,
+            Validators = { r => Between(r, 1024, 65000) },
+        };
+        var keep = new Option<bool>("--keep") { Description = "Keep the PostgreSQL databases (or the stopped clusters' folders) after the run (SQLite files and logs are always kept)." };
         var noBuild = new Option<bool>("--no-build") { Description = "Do not build the services first." };
         var runDir = new Option<string?>("--run-dir") { Description = "Folder for logs and SQLite files (default: a fresh folder under the temp folder)." };
         var repo = new Option<string?>("--repo") { Description = "Repository root (default: found by walking up to TwoPhase.slnx)." };
 
-        var command = new Command("chaos", "Start the services, place orders while killing (SIGKILL) and restarting random services, wait for convergence, audit.")
+        var command = new Command("chaos",
+            "Start the services, place orders while killing services and databases, pausing services and losing, duplicating and delaying messages; wait for convergence, audit.")
         {
-            orders, kills, concurrency, randomSeed, maxDown, maxChaos, convergeBound, convergeTimeout, basePort, postgres, keep, noBuild, runDir, repo,
+            orders, kills, dbKills, pauses, messageFaults, concurrency, randomSeed, maxDown, maxChaos, convergeBound, convergeTimeout, basePort,
+            postgres, postgresPort, keep, noBuild, runDir, repo,
         };
         command.Validators.Add(r =>
         {
-            var (o, k) = (r.GetValue(orders), r.GetValue(kills));
-            if (k > 0 && o < KillPlan.MinOrders(k))
+            var store = StoreOf(r.GetResult(postgres), r.GetValue(postgres));
+            var counts = Counts(store, r.GetValue(kills), r.GetValue(dbKills), r.GetValue(pauses), r.GetValue(messageFaults));
+            if (counts.DatabaseKills > 0 && store is not PostgresStore.Clusters)
             {
-                r.AddError($"--orders must be at least {KillPlan.MinOrders(k):N0} for {k} kills: each kill falls at its own order.");
+                r.AddError("--db-kills needs --postgres without a connection string: the command kills only clusters it made itself (on SQLite, the store dies with its service: see --kills).");
+            }
+
+            var o = r.GetValue(orders);
+            if (counts.Total > 0 && o < FaultPlan.MinOrders(counts.Total))
+            {
+                r.AddError($"--orders must be at least {FaultPlan.MinOrders(counts.Total):N0} for {counts.Total} faults: each fault falls at its own order.");
             }
         });
-        command.SetAction((parse, ct) => RunAsync(
+        command.SetAction((parse, ct) =>
+        {
+            var store = StoreOf(parse.GetResult(postgres), parse.GetValue(postgres));
+            return RunAsync(
             new ChaosSettings(
                 parse.GetValue(orders),
-                parse.GetValue(kills),
+                Counts(store, parse.GetValue(kills), parse.GetValue(dbKills), parse.GetValue(pauses), parse.GetValue(messageFaults)),
                 parse.GetValue(concurrency),
                 parse.GetValue(randomSeed),
                 TimeSpan.FromMilliseconds(parse.GetValue(maxDown)),
@@ -125,23 +155,54 @@ internal static class ChaosCommand
                 TimeSpan.FromSeconds(parse.GetValue(convergeBound)),
                 TimeSpan.FromSeconds(parse.GetValue(convergeTimeout)),
                 parse.GetValue(basePort),
-                parse.GetValue(postgres),
+                store,
+                parse.GetValue(postgresPort),
                 parse.GetValue(keep),
                 parse.GetValue(noBuild),
                 parse.GetValue(runDir),
                 parse.GetValue(repo)),
-            ct));
+            ct);
+        });
         return command;
     }
 
+    private const int DefaultDbKills = 6;
+
+    private static Option<int> FaultCountOption(string name, int defaultCount, string description) => new(name)
+    {
+        Description = description,
+        DefaultValueFactory = _ => defaultCount,
+        Validators = { r => Between(r, 0, 1000) },
+    };
+
+    /// <summary>Where the services keep their data: SQLite files, three throwaway clusters, or three databases on a given server.</summary>
+    private abstract record PostgresStore
+    {
+        public sealed record None : PostgresStore;
+
+        public sealed record Clusters : PostgresStore;
+
+        public sealed record Server(string ConnectionString) : PostgresStore;
+    }
+
+    /// <summary>No --postgres: SQLite; --postgres alone: throwaway clusters; --postgres with a value: that server.</summary>
+    private static PostgresStore StoreOf(System.CommandLine.Parsing.OptionResult? given, string? value) =>
+        given is null
+            ? new PostgresStore.None()
+            : value is { Length: > 0 } cs ? new PostgresStore.Server(cs) : new PostgresStore.Clusters();
+
+    /// <summary>The database kills default to <see cref="DefaultDbKills"/> on throwaway clusters and to none elsewhere.</summary>
+    private static FaultCounts Counts(PostgresStore store, int kills, int? dbKills, int pauses, int messageFaults) =>
+        new(kills, dbKills ?? (store is PostgresStore.Clusters ? DefaultDbKills : 0), pauses, messageFaults);
+
     private sealed record ChaosSettings(
-        int Orders, int Kills, int Concurrency, int RandomSeed, TimeSpan MaxDown, TimeSpan MaxChaos, TimeSpan ConvergeBound,
-        TimeSpan ConvergeTimeout, int? BasePort, string? Postgres, bool Keep, bool NoBuild, string? RunDir, string? Repo);
+        int Orders, FaultCounts Faults, int Concurrency, int RandomSeed, TimeSpan MaxDown, TimeSpan MaxChaos, TimeSpan ConvergeBound,
+        TimeSpan ConvergeTimeout, int? BasePort, PostgresStore Postgres, int PostgresPort, bool Keep, bool NoBuild, string? RunDir, string? Repo);
 
     private static async Task<int> RunAsync(ChaosSettings settings, CancellationToken ct)
     {
         var console = AnsiConsole.Console;
-        if (CommandSupport.PrepareRun(console, "chaos", settings.Repo, settings.RunDir, sqliteFilesThere: settings.Postgres is null) is not { } place)
+        if (CommandSupport.PrepareRun(console, "chaos", settings.Repo, settings.RunDir, sqliteFilesThere: settings.Postgres is PostgresStore.None) is not { } place)
         {
             return ExitCodes.SetupFailed;
         }
@@ -152,8 +213,15 @@ internal static class ChaosCommand
         // Load, readiness probes, convergence polls and the dispatcher share one pool.
         using var http = HttpClients.Create(settings.Concurrency + 32);
         PostgresDatabases? databases = null;
+        PostgresClusters? clusters = null;
         SystemUnderTest? system = null;
-        void KillOnExit(object? sender, EventArgs e) => system?.KillAllNow();
+        var proxies = new Dictionary<ServiceKind, FaultProxy>();
+        void KillOnExit(object? sender, EventArgs e)
+        {
+            system?.KillAllNow();
+            clusters?.StopNow();
+        }
+
         AppDomain.CurrentDomain.ProcessExit += KillOnExit;
         try
         {
@@ -171,41 +239,52 @@ internal static class ChaosCommand
             IReadOnlyDictionary<ServiceKind, DatabaseSetup> stores;
             var extraEnvironment = new Dictionary<string, string>(StringComparer.Ordinal);
             string storeText;
-            if (settings.Postgres is { } pg)
+            switch (settings.Postgres)
             {
-                databases = await PostgresDatabases.CreateAsync(pg, $"twophase_chaos_{runId}", ct);
-                stores = databases.ConnectionStrings.ToDictionary(kv => kv.Key, kv => DatabaseSetup.Postgres(kv.Value));
-                // As in the demo: three services' pools must fit the server's connection limit, also
-                // while a killed service's connections are still being torn down by the server.
-                extraEnvironment["Database__MaxPoolSize"] = databases.PoolSizePerService.ToString(CultureInfo.InvariantCulture);
-                storeText = $"PostgreSQL: {string.Join(", ", databases.Names.Values)} (pool {databases.PoolSizePerService} per service)";
+                case PostgresStore.Clusters:
+                    clusters = await console.Status().StartAsync("Creating three PostgreSQL clusters (initdb)...",
+                        _ => PostgresClusters.CreateAsync(runFolder, settings.PostgresPort, ct));
+                    stores = clusters.ConnectionStrings.ToDictionary(kv => kv.Key, kv => DatabaseSetup.Postgres(kv.Value));
+                    storeText = $"PostgreSQL, a throwaway cluster per service (fsync and synchronous_commit on): {clusters.Describe()}";
+                    break;
+                case PostgresStore.Server(var pg):
+                    databases = await PostgresDatabases.CreateAsync(pg, $"twophase_chaos_{runId}", ct);
+                    stores = databases.ConnectionStrings.ToDictionary(kv => kv.Key, kv => DatabaseSetup.Postgres(kv.Value));
+                    // As in the demo: three services' pools must fit the server's connection limit, also
+                    // while a killed service's connections are still being torn down by the server.
+                    extraEnvironment["Database__MaxPoolSize"] = databases.PoolSizePerService.ToString(CultureInfo.InvariantCulture);
+                    storeText = $"PostgreSQL, one server: {string.Join(", ", databases.Names.Values)} (pool {databases.PoolSizePerService} per service)";
+                    break;
+                default:
+                    stores = ServiceKinds.All.ToDictionary(k => k, k => DatabaseSetup.Sqlite(runFolder, k));
+                    storeText = $"SQLite files in {runFolder}";
+                    break;
             }
-            else
+
+            // The coordinator reaches each participant through a proxy of ours, which the message faults arm.
+            var direct = new SystemUnderTestOptions { RepoRoot = repoRoot, Ports = ports, Databases = stores, Secret = "", LogFolder = runFolder };
+            foreach (var participant in new[] { ServiceKind.Storage, ServiceKind.Delivery })
             {
-                stores = ServiceKinds.All.ToDictionary(k => k, k => DatabaseSetup.Sqlite(runFolder, k));
-                storeText = $"SQLite files in {runFolder}";
+                proxies[participant] = await FaultProxy.StartAsync(direct.UrlOf(participant), new FaultProxyOptions { RecordLimit = 0 }, ct);
             }
 
             var secret = SystemUnderTest.NewSecret();
             system = new SystemUnderTest(
-                new SystemUnderTestOptions
+                direct with
                 {
-                    RepoRoot = repoRoot,
                     Configuration = configuration,
-                    Ports = ports,
-                    Databases = stores,
                     Secret = secret,
-                    LogFolder = runFolder,
                     ExtraEnvironment = extraEnvironment,
                     ServiceEnvironment = RecoverySettings,
+                    ParticipantUrls = proxies.ToDictionary(kv => kv.Key, kv => kv.Value.Url),
                 },
                 http);
             var sut = system;
             var timings = new ChaosTimings { MaxDown = settings.MaxDown, MaxChaos = settings.MaxChaos, OrdersWhileDown = Math.Max(1, settings.Concurrency / 2) };
             var retry = new ClientRetryPolicy();
-            var plan = KillPlan.Create(settings.Orders, settings.Kills, new Random(settings.RandomSeed));
+            var plan = FaultPlan.Create(settings.Orders, settings.Faults, new Random(settings.RandomSeed));
             var seedPlan = SeedPlan.ForOrders(settings.Orders);
-            ChaosReport.PrintSettings(console, SettingsRows(settings, storeText, ports, timings, retry, seedPlan));
+            ChaosReport.PrintSettings(console, SettingsRows(settings, storeText, ports, proxies, timings, retry, seedPlan));
 
             await console.Status().StartAsync("Starting the services...", _ => sut.StartAsync(ct));
             var endpoints = new ServiceEndpoints(sut.UrlOf(ServiceKind.Order), sut.UrlOf(ServiceKind.Storage), sut.UrlOf(ServiceKind.Delivery));
@@ -223,26 +302,27 @@ internal static class ChaosCommand
             });
             var gate = new LoadGate(plan.Count > 0 ? plan[0].AfterOrder : int.MaxValue);
             var clock = Stopwatch.StartNew();
-            var monkey = new ChaosMonkey(sut, plan, gate, timings, new Random(settings.RandomSeed + 1), clock);
+            var targets = new ChaosTargets(sut, clusters?.Clusters ?? new Dictionary<ServiceKind, PostgresCluster>(), proxies);
+            var monkey = new ChaosMonkey(targets, plan, gate, timings, new Random(settings.RandomSeed + 1), clock);
             await using var dispatcher = new CourierDispatcher(http, endpoints.Delivery, secret);
 
-            var (load, loadEnded) = await RunUnderChaosAsync(console, settings, generator, retry, gate, monkey, dispatcher, clock, ct);
+            var (load, loadEnded) = await RunUnderChaosAsync(console, settings, plan.Count, generator, retry, gate, monkey, dispatcher, clock, ct);
             var dispatched = await dispatcher.StopAsync();
 
-            // With no kills the clock starts at the end of the load: how long the system takes to settle.
-            var lastRestart = monkey.Kills.Count > 0 ? monkey.Kills[^1].ReadyAt : loadEnded;
+            // With no faults the clock starts at the end of the load: how long the system takes to settle.
+            var lastHealed = monkey.Faults.Count > 0 ? monkey.Faults.Max(f => f.HealedAt) : loadEnded;
             var probe = new ConvergenceProbe(http, endpoints, secret);
             var converged = await console.Status().StartAsync("Waiting for convergence...", ctx =>
-                probe.WaitAsync(clock, lastRestart, settings.ConvergeTimeout, p =>
+                probe.WaitAsync(clock, lastHealed, settings.ConvergeTimeout, p =>
                     ctx.Status($"Waiting for convergence: {p.Unfinished} unfinished, {p.StoragePrepared} + {p.DeliveryPrepared} prepared{(p.Error is null ? "" : " (a service did not answer)")}..."), ct));
 
             var reader = new ServiceSnapshotReader(http, endpoints, secret);
             var snapshot = await console.Status().StartAsync("Reading the three services for the audit...",
                 _ => reader.WaitForQuietAsync(TimeSpan.FromSeconds(30), null, ct));
 
-            ChaosReport.PrintKills(console, monkey.Kills);
+            ChaosReport.PrintFaults(console, monkey.Faults, settings.Faults);
             ChaosReport.PrintOutcomes(console, load, snapshot, dispatched);
-            ChaosReport.PrintConvergence(console, lastRestart, loadEnded, converged, settings.ConvergeBound);
+            ChaosReport.PrintConvergence(console, lastHealed, loadEnded, converged, settings.ConvergeBound);
 
             // Every answer of every try: the system owes each of them, not just the last.
             var audit = new Auditor().Check(snapshot, load.All);
@@ -250,7 +330,7 @@ internal static class ChaosCommand
             {
                 Results =
                 [
-                    ChaosChecks.Kills(settings.Kills, monkey.Kills, monkey.TimedOut),
+                    ChaosChecks.Faults(plan, monkey.Faults, monkey.TimedOut),
                     ChaosChecks.Convergence(converged, settings.ConvergeBound),
                     .. audit.Results,
                     ChaosChecks.ProtocolViolationsLogged(sut.Hosts),
@@ -266,9 +346,14 @@ internal static class ChaosCommand
         }
         catch (ChaosRestartException ex)
         {
-            // A service that cannot come back after a kill is a finding, not a setup problem.
+            // A service or database that cannot come back after a fault is a finding, not a setup problem.
             console.MarkupLine($"[red bold]{Markup.Escape(ex.Message)}[/]");
             return ExitCodes.Failed;
+        }
+        catch (PostgresClusterException ex) when (clusters is null)
+        {
+            console.MarkupLine($"[red]{Markup.Escape(ex.Message)}[/]");
+            return ExitCodes.SetupFailed;
         }
         catch (Exception ex) when (ex is ServiceStartException or ApiException or HttpRequestException)
         {
@@ -283,17 +368,23 @@ internal static class ChaosCommand
                 console.MarkupLine($"Services stopped. Logs: {Markup.Escape(runFolder)}");
             }
 
+            foreach (var proxy in proxies.Values)
+            {
+                await proxy.DisposeAsync();
+            }
+
             AppDomain.CurrentDomain.ProcessExit -= KillOnExit;
             await DropDatabasesAsync(console, databases, settings.Keep);
+            await RemoveClustersAsync(console, clusters, settings.Keep);
         }
     }
 
     /// <summary>The load and the monkey side by side, with a progress bar; returns the load and when its last answer came (on <paramref name="clock"/>).</summary>
     private static async Task<(ChaosLoadResult Load, TimeSpan Ended)> RunUnderChaosAsync(
-        IAnsiConsole console, ChaosSettings settings, LoadGenerator generator, ClientRetryPolicy retry, LoadGate gate,
+        IAnsiConsole console, ChaosSettings settings, int faults, LoadGenerator generator, ClientRetryPolicy retry, LoadGate gate,
         ChaosMonkey monkey, CourierDispatcher dispatcher, Stopwatch clock, CancellationToken ct)
     {
-        console.MarkupLine($"Placing [bold]{settings.Orders:N0}[/] orders at concurrency [bold]{settings.Concurrency}[/] with [bold]{settings.Kills}[/] kills...");
+        console.MarkupLine($"Placing [bold]{settings.Orders:N0}[/] orders at concurrency [bold]{settings.Concurrency}[/] with [bold]{faults}[/] faults...");
         int committed = 0, aborted = 0, lost = 0;
         var lastAnswerAt = TimeSpan.Zero;
         return await console.Progress()
@@ -329,7 +420,7 @@ internal static class ChaosCommand
                     lock (progress)
                     {
                         task.Description = $"orders [green]{Volatile.Read(ref committed)}[/] committed, [yellow]{Volatile.Read(ref aborted)}[/] aborted, " +
-                                           $"{Volatile.Read(ref lost)} other; kills {monkey.Kills.Count}/{settings.Kills}";
+                                           $"{Volatile.Read(ref lost)} other; faults {monkey.Faults.Count}/{faults}";
                         task.Increment(1);
                         lastAnswerAt = clock.Elapsed;
                     }
@@ -348,12 +439,12 @@ internal static class ChaosCommand
                 {
                     await chaos;
                 }
-                catch (ServiceStartException ex)
+                catch (Exception ex) when (ex is ServiceStartException or PostgresClusterException or TimeoutException)
                 {
                     // Orders against a service that stays dead would each retry for the whole budget: stop them.
                     stopLoad.Cancel();
                     await Task.WhenAny(loadTask);
-                    throw new ChaosRestartException($"A service did not come back after a kill: {ex.Message}", ex);
+                    throw new ChaosRestartException($"A fault did not heal: {ex.Message}", ex);
                 }
 
                 var load = await loadTask;
@@ -393,22 +484,50 @@ internal static class ChaosCommand
     }
 
     private static IEnumerable<(string, string)> SettingsRows(
-        ChaosSettings s, string store, ServicePorts ports, ChaosTimings timings, ClientRetryPolicy retry, SeedPlan seed)
+        ChaosSettings s, string store, ServicePorts ports, IReadOnlyDictionary<ServiceKind, FaultProxy> proxies, ChaosTimings timings, ClientRetryPolicy retry, SeedPlan seed)
     {
         yield return ("store", store);
-        yield return ("ports", $"order {ports.Order}, delivery {ports.Delivery}, storage {ports.Storage}");
+        yield return ("ports", $"order {ports.Order}, delivery {ports.Delivery}, storage {ports.Storage}; the coordinator reaches " +
+                               string.Join(" and ", proxies.Select(kv => $"{kv.Key.ShortName()} through the fault proxy on {kv.Value.Url.Port}")));
         yield return ("orders", $"{s.Orders:N0} at concurrency {s.Concurrency}, seed {s.RandomSeed}");
         yield return ("stock and couriers", $"{SeedPlan.PlentifulProducts.Count} products x {seed.PlentifulStock:N0}, {SeedPlan.ScarceSku} x {seed.ScarceStock:N0}, {seed.Couriers:N0} couriers (freed by completing deliveries)");
-        yield return ("kills", $"{s.Kills} SIGKILLs at random orders between 5% and 90% of the load, one service down at a time; " +
-                               $"while it is down at most {timings.OrdersWhileDown} new orders start besides those in flight");
-        yield return ("restart", $"after a random {timings.MinDown.TotalMilliseconds:0}-{timings.MaxDown.TotalMilliseconds:0} ms pause; kill phase bounded by {timings.MaxChaos.TotalSeconds:0} s");
+        var f = s.Faults;
+        yield return ("faults", $"{f.Total} at random orders between 5% and 90% of the load, one at a time, kinds mixed; while one lasts at most " +
+                                $"{timings.OrdersWhileDown} new orders start besides those in flight; fault phase bounded by {timings.MaxChaos.TotalSeconds:0} s");
+        yield return ("  service kills", $"{f.Kills}: SIGKILL, restart after a random {Ms(timings.MinDown)}-{Ms(timings.MaxDown)} pause");
+        yield return ("  database kills", s.Postgres is PostgresStore.Clusters
+            ? $"{f.DatabaseKills}: pg_ctl stop -m immediate of a service's cluster, start after a random {Ms(timings.MinDown)}-{Ms(timings.MaxDown)} pause (crash recovery)"
+            : "0: only on the command's own clusters (--postgres alone); on SQLite the store dies with its service");
+        yield return ("  pauses", $"{f.Pauses}: SIGSTOP of a service for a random {Ms(timings.MinPause)}-{Ms(timings.MaxPause)}, then SIGCONT (prepare deadline 2000 ms)");
+        yield return ("  message faults", $"{f.MessageFaults}: on the coordinator's link to a participant, for 1-{timings.MaxRequestsPerMessageFault} requests within " +
+                                          $"{Ms(timings.MinWindow)}-{Ms(timings.MaxWindow)}: drop request, drop response, duplicate, or delay by {Ms(timings.MinMessageDelay)}-{Ms(timings.MaxMessageDelay)}");
         yield return ("client retries", $"lost answers retried with the same Idempotency-Key: at most {retry.MaxAttempts} tries within {retry.Budget.TotalSeconds:0} s, {retry.RequestTimeout.TotalSeconds:0} s per try");
         foreach (var (kind, env) in RecoverySettings)
         {
             yield return ($"{kind.ShortName()} recovery", string.Join(", ", env.Select(kv => $"{kv.Key}={kv.Value}")));
         }
 
-        yield return ("convergence", $"must be reached within {s.ConvergeBound.TotalSeconds:0} s of the last restart (polled up to {s.ConvergeTimeout.TotalSeconds:0} s)");
+        yield return ("convergence", $"must be reached within {s.ConvergeBound.TotalSeconds:0} s of the last fault's heal (polled up to {s.ConvergeTimeout.TotalSeconds:0} s)");
+    }
+
+    private static string Ms(TimeSpan t) => $"{t.TotalMilliseconds:0} ms";
+
+    private static async Task RemoveClustersAsync(IAnsiConsole console, PostgresClusters? clusters, bool keep)
+    {
+        if (clusters is null)
+        {
+            return;
+        }
+
+        if (keep)
+        {
+            await clusters.StopKeepingDataAsync();
+            console.MarkupLine($"Stopped the PostgreSQL clusters and kept their folders: {Markup.Escape(string.Join(", ", clusters.Clusters.Values.Select(c => c.Folder)))}");
+            return;
+        }
+
+        await clusters.DisposeAsync();
+        console.MarkupLine("Removed the PostgreSQL clusters.");
     }
 
     private static async Task DropDatabasesAsync(IAnsiConsole console, PostgresDatabases? databases, bool keep)

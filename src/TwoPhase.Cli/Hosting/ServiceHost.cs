@@ -218,6 +218,24 @@ public sealed class ServiceHost : IAsyncDisposable
         }
     }
 
+    /// <summary>SIGSTOP: the service stops where it is (connections stay open, nothing answers) until <see cref="Resume"/>.</summary>
+    public void Pause()
+    {
+        var pid = ProcessId ?? throw new InvalidOperationException($"{Kind.ProjectName()} is not running.");
+        Signals.Pause(pid);
+        WriteLog($"==== {DateTimeOffset.Now:O} paused (SIGSTOP) by the CLI", null);
+    }
+
+    /// <summary>SIGCONT: the paused service runs on. A no-op if it is not running.</summary>
+    public void Resume()
+    {
+        if (ProcessId is { } pid)
+        {
+            Signals.Resume(pid);
+            WriteLog($"==== {DateTimeOffset.Now:O} resumed (SIGCONT) by the CLI", null);
+        }
+    }
+
     /// <summary>Kills the process (if running), starts it again with the same settings and waits until ready.</summary>
     public async Task RestartAsync(HttpClient http, TimeSpan readyTimeout, CancellationToken cancellationToken)
     {

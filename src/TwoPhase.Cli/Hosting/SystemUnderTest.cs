@@ -73,7 +73,8 @@ public sealed class SystemUnderTest : IAsyncDisposable
             foreach (var participant in new[] { ServiceKind.Storage, ServiceKind.Delivery })
             {
                 env[$"Coordinator__Participants__{index}__Name"] = participant.ShortName();
-                env[$"Coordinator__Participants__{index}__Url"] = options.UrlOf(participant).GetLeftPart(UriPartial.Authority);
+                var url = options.ParticipantUrls.GetValueOrDefault(participant) ?? options.UrlOf(participant);
+                env[$"Coordinator__Participants__{index}__Url"] = url.GetLeftPart(UriPartial.Authority);
                 env[$"Coordinator__Participants__{index}__Protocol"] = options.ParticipantProtocol;
                 index++;
             }
@@ -124,6 +125,12 @@ public sealed class SystemUnderTest : IAsyncDisposable
 
     /// <summary>kill -9 one service (with its process tree).</summary>
     public Task KillAsync(ServiceKind kind) => _hosts[kind].KillAsync();
+
+    /// <summary>SIGSTOP of one service, until <see cref="Resume"/>.</summary>
+    public void Pause(ServiceKind kind) => _hosts[kind].Pause();
+
+    /// <summary>SIGCONT of a paused service.</summary>
+    public void Resume(ServiceKind kind) => _hosts[kind].Resume();
 
     /// <summary>Starts a killed service again with the same settings and waits until it is ready.</summary>
     public Task RestartAsync(ServiceKind kind, CancellationToken cancellationToken) =>

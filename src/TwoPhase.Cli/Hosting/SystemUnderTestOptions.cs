@@ -29,6 +29,12 @@ public sealed record SystemUnderTestOptions
     /// <summary>The coordinator protocol for both participants (<c>v1</c> or <c>legacy</c>).</summary>
     public string ParticipantProtocol { get; init; } = "v1";
 
+    /// <summary>
+    /// Where the coordinator reaches each participant, when not at the participant's own URL: chaos puts a fault
+    /// proxy in between. Participants still reach the coordinator directly.
+    /// </summary>
+    public IReadOnlyDictionary<ServiceKind, Uri> ParticipantUrls { get; init; } = new Dictionary<ServiceKind, Uri>();
+
     /// <summary>Extra environment for every service, e.g. shorter timeouts in tests; applied after the defaults.</summary>
     public IReadOnlyDictionary<string, string> ExtraEnvironment { get; init; } = new Dictionary<string, string>();
 

@@ -31,10 +31,10 @@ public static class PostgresServer
         return value;
     }
 
-    /// <summary>Creates an empty database and returns a connection string for it.</summary>
-    public static async Task<string> CreateDatabaseAsync(string name)
+    /// <summary>Creates an empty database (on <paramref name="server"/>, else the shared server) and returns a connection string for it.</summary>
+    public static async Task<string> CreateDatabaseAsync(string name, string? server = null)
     {
-        var server = ServerConnectionString();
+        server ??= ServerConnectionString();
         await using (var connection = new NpgsqlConnection(Admin(server)))
         {
             await connection.OpenAsync();
@@ -45,9 +45,9 @@ public static class PostgresServer
         return new NpgsqlConnectionStringBuilder(server) { Database = name, Timeout = 10 }.ConnectionString;
     }
 
-    public static async Task DropDatabaseAsync(string name)
+    public static async Task DropDatabaseAsync(string name, string? server = null)
     {
-        await using var connection = new NpgsqlConnection(Admin(ServerConnectionString()));
+        await using var connection = new NpgsqlConnection(Admin(server ?? ServerConnectionString()));
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)", connection);
         await command.ExecuteNonQueryAsync();

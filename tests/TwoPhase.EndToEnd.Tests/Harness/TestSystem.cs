@@ -34,6 +34,12 @@ public sealed class SystemOptions
     /// </summary>
     public bool GeneratedSecret { get; init; }
 
+    /// <summary>
+    /// With <see cref="Store.Postgres"/>: the server (a connection string without Database) each of these services gets its
+    /// database on, in place of the shared <c>TWOPHASE_TEST_POSTGRES</c> server; a test that crashes a server brings its own.
+    /// </summary>
+    public IReadOnlyDictionary<Service, string> PostgresServers { get; init; } = new Dictionary<Service, string>();
+
     /// <summary>More configuration, per service, as <c>Section__Key</c> environment variables.</summary>
     public IReadOnlyDictionary<Service, IReadOnlyDictionary<string, string>> Environment { get; init; } =
         new Dictionary<Service, IReadOnlyDictionary<string, string>>();
@@ -50,7 +56,7 @@ public sealed class TestSystem : IAsyncDisposable
 
     private readonly ITestOutputHelper _output;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
-    private readonly List<string> _postgresDatabases = [];
+    private readonly List<(string Name, string? Server)> _postgresDatabases = [];
     private readonly Dictionary<Service, ServiceProcess> _services = [];
     private readonly Dictionary<Service, FaultProxy> _proxies = [];
     private readonly HttpClient _http;
@@ -231,8 +237,9 @@ public sealed class TestSystem : IAsyncDisposable
         }
 
         var database = $"tp_e2e_{Guid.NewGuid():N}"[..24] + "_" + name;
-        var connectionString = await PostgresServer.CreateDatabaseAsync(database);
-        _postgresDatabases.Add(database);
+        var server = Options.PostgresServers.GetValueOrDefault(service);
+        var connectionString = await PostgresServer.CreateDatabaseAsync(database, server);
+        _postgresDatabases.Add((database, server));
         return new()
         {
             ["Database__Provider"] = "postgres",
@@ -301,11 +308,11 @@ public sealed class TestSystem : IAsyncDisposable
         }
 
         _http.Dispose();
-        foreach (var database in _postgresDatabases)
+        foreach (var (database, server) in _postgresDatabases)
         {
             try
             {
-                await PostgresServer.DropDatabaseAsync(database);
+                await PostgresServer.DropDatabaseAsync(database, server);
             }
             catch (Exception e) when (e is Npgsql.NpgsqlException or InvalidOperationException)
             {
