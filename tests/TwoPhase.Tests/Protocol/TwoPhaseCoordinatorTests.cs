@@ -466,6 +466,12 @@ public sealed class TwoPhaseCoordinatorTests
         var h = new CoordinatorHarness();
         var stalled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var resume = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        // Other orders' forced commits flush the log meanwhile: the preparing row itself survives the crash.
+        h.Hooks.At(ProtocolPoint.CoordinatorAfterPreparingWritten, (_, _) =>
+        {
+            h.Log.Flush();
+            return ValueTask.CompletedTask;
+        });
         h.Hooks.At(ProtocolPoint.CoordinatorBeforeDecisionWritten, async (_, _) =>
         {
             stalled.TrySetResult();

@@ -36,6 +36,16 @@ public sealed class InMemoryDecisionLog(TimeProvider time, Journal journal) : ID
         }
     }
 
+    /// <summary>Another transaction's forced write flushes the log: everything written so far survives a crash.</summary>
+    public void Flush()
+    {
+        lock (_gate)
+        {
+            _durable = new Dictionary<string, Stored>(_records);
+            journal.Add("flush");
+        }
+    }
+
     public Task<(TransactionRecord Record, bool Created)> BeginAsync(TransactionRequest request, DateTimeOffset deadline, DateTimeOffset abandonAt, CancellationToken cancellationToken)
     {
         lock (_gate)
