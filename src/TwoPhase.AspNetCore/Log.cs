@@ -38,6 +38,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 11, Level = LogLevel.Warning, Message = "No TwoPhase:Secret configured: protocol and admin endpoints accept any caller while this service listens on loopback only, and refuse every caller otherwise. Set TwoPhase__Secret (or TWOPHASE_SECRET) on every service.")]
     public static partial void NoSecret(ILogger logger);
 
+    [LoggerMessage(EventId = 60, Level = LogLevel.Warning, Message = "{Warning}")]
+    public static partial void UnsafeDatabase(ILogger logger, string warning);
+
     [LoggerMessage(EventId = 40, Level = LogLevel.Warning, Message = "Telemetry refresh failed; the database gauges keep their last values until it succeeds")]
     public static partial void TelemetryRefreshFailed(ILogger logger, Exception exception);
 
