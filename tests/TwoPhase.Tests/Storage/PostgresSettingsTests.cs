@@ -69,6 +69,42 @@ public sealed class PostgresSettingsTests(PostgresServerFixture server) : IClass
         Assert.Equal(VoteKind.Yes, (await storage.PrepareAsync("tx-1", """{"orderId":"o-1","items":[{"sku":"widget","quantity":1}]}""", None)).Vote);
     }
 
+    /// <summary>
+    /// The plan trap that enable_seqscan=off used to paper over: statements prepared while the ledger is small (after
+    /// an early ANALYZE, as autovacuum does) keep a generic sequential-scan plan after the table has grown. Our sessions
+    /// plan each execution for the table as it is, so the grown table is read through its index.
+    /// </summary>
+    [Fact]
+    public async Task HotStatementsPreparedWhileLedgerSmall_AfterGrowth_UseTheIndex()
+    {
+        await using var db = await server.CreateDatabaseAsync();
+        await db.ExecuteScriptAsync(LedgerSql.Schema, None);
+        await using var connection = await db.OpenAsync(None);
+        await connection.ExecuteAsync("""
+            INSERT INTO tp_ledger (tx_id, state, created_ms, updated_ms) SELECT 'seed-' || g, 'prepared', g, g FROM generate_series(1, 100) g;
+            ANALYZE tp_ledger;
+            PREPARE known(text[]) AS SELECT tx_id FROM tp_ledger WHERE tx_id = ANY($1);
+            PREPARE move(text[]) AS UPDATE tp_ledger SET updated_ms = updated_ms WHERE tx_id = ANY($1) AND state = 'prepared';
+            PREPARE find(text) AS SELECT tx_id FROM tp_ledger WHERE tx_id = $1;
+            """);
+        for (var i = 0; i < 7; i++)
+        {
+            // Past the five custom plans after which PostgreSQL settles on a generic plan if it looks no worse.
+            await connection.ExecuteAsync("EXECUTE known(ARRAY['a', 'b']); EXECUTE move(ARRAY['a', 'b']); EXECUTE find('a');");
+        }
+
+        await connection.ExecuteAsync("INSERT INTO tp_ledger (tx_id, state, created_ms, updated_ms) SELECT 'tx-' || g, 'committed', g, g FROM generate_series(1, 100000) g");
+
+        foreach (var statement in new[] { "known(ARRAY['tx-5', 'tx-7'])", "move(ARRAY['tx-5', 'tx-7'])", "find('tx-5')" })
+        {
+            var plan = string.Join('\n', await connection.QueryAsync<string>($"EXPLAIN (COSTS OFF) EXECUTE {statement}"));
+            Assert.Contains("using tp_ledger_pkey", plan, StringComparison.Ordinal);
+            Assert.DoesNotContain("Seq Scan", plan, StringComparison.Ordinal);
+        }
+
+        await connection.ExecuteAsync("DEALLOCATE ALL");
+    }
+
     [Fact]
     public async Task ServerWithFsyncOn_Verified()
     {
