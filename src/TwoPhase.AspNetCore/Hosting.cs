@@ -90,6 +90,12 @@ public static class HostingExtensions
             await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
         }
 
+        // Refuses to start on a server that does not keep what the protocol forces (fsync=off), unless allowed.
+        if (await db.VerifyAsync(cancellationToken) is { } warning)
+        {
+            Log.UnsafeDatabase(logger, warning);
+        }
+
         foreach (var task in app.Services.GetServices<IStartupTask>().OrderBy(t => t.Order))
         {
             await task.RunAsync(cancellationToken);

@@ -47,6 +47,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 33, Level = LogLevel.Information, Message = "Shared secret: none configured, so read from {Path}")]
     public static partial void SecretCookieRead(ILogger logger, string path);
 
+    [LoggerMessage(EventId = 60, Level = LogLevel.Warning, Message = "{Warning}")]
+    public static partial void UnsafeDatabase(ILogger logger, string warning);
+
     [LoggerMessage(EventId = 40, Level = LogLevel.Warning, Message = "Telemetry refresh failed; the database gauges keep their last values until it succeeds")]
     public static partial void TelemetryRefreshFailed(ILogger logger, Exception exception);
 

@@ -23,8 +23,35 @@ public sealed class DatabaseOptions
     /// <summary>An Npgsql or Microsoft.Data.Sqlite connection string. Empty: a SQLite file under <c>data/</c>.</summary>
     public string? ConnectionString { get; set; }
 
-    /// <summary>Connections kept open to PostgreSQL at most.</summary>
-    public int MaxPoolSize { get; set; } = 24;
+    /// <summary>
+    /// Connections to PostgreSQL at most in the durable pool; the pool of writes the protocol may lose gets a third of
+    /// it (at least 2). The default, 12 + 4 = 16 per service, lets the three services of the reference application
+    /// share a stock server (max_connections = 100) with half of it to spare: measured at 64 concurrent orders, the
+    /// three used 21 between them (docs/performance.md).
+    /// </summary>
+    public int MaxPoolSize { get; set; } = 12;
+
+    /// <summary>
+    /// PostgreSQL <c>lock_timeout</c> of every session, in milliseconds (0: wait forever). A protocol write that waits
+    /// longer for a row lock (a stuck session holding it) fails with SQLSTATE 55P03: the participant answers 503, the
+    /// coordinator counts no vote and aborts, instead of every order queueing behind the holder.
+    /// </summary>
+    public int LockTimeoutMs { get; set; } = 2_000;
+
+    /// <summary>PostgreSQL <c>statement_timeout</c> of every session, in milliseconds (0: none): one statement never runs longer (SQLSTATE 57014).</summary>
+    public int StatementTimeoutMs { get; set; } = 10_000;
+
+    /// <summary>
+    /// PostgreSQL <c>idle_in_transaction_session_timeout</c>, in milliseconds (0: none): a session of ours that stays
+    /// idle inside a transaction (a stalled process) is ended by the server and its locks freed.
+    /// </summary>
+    public int IdleInTransactionTimeoutMs { get; set; } = 30_000;
+
+    /// <summary>
+    /// Start even when the PostgreSQL server runs with <c>fsync = off</c>, where a crash of the server or the machine
+    /// can lose forced writes (votes, commit decisions) and so break atomicity. Only for throwaway clusters.
+    /// </summary>
+    public bool AllowUnsafeFsyncOff { get; set; }
 }
 
 /// <summary>One local database transaction in progress.</summary>
@@ -44,6 +71,7 @@ public sealed class Database : IAsyncDisposable
     // SET LOCAL would cost a round trip each time.
     private readonly NpgsqlDataSource? _postgresRelaxed;
     private readonly string? _sqlite;
+    private readonly bool _allowFsyncOff;
 
     // SQLite allows one writer at a time. Queuing writers here, instead of letting them spin on
     // SQLITE_BUSY inside the engine, keeps latency fair and predictable under concurrency.
@@ -54,9 +82,10 @@ public sealed class Database : IAsyncDisposable
     // transaction, and set writes in one statement, for the many small writes of the same moment.
     private readonly Lazy<GroupCommit> _relaxedGroupCommit;
 
-    private Database(Dialect dialect, NpgsqlDataSource? postgres, NpgsqlDataSource? postgresRelaxed, string? sqlite)
+    private Database(Dialect dialect, NpgsqlDataSource? postgres, NpgsqlDataSource? postgresRelaxed, string? sqlite, bool allowFsyncOff)
     {
         Dialect = dialect;
+        _allowFsyncOff = allowFsyncOff;
         _postgres = postgres;
         _postgresRelaxed = postgresRelaxed;
         _sqlite = sqlite;
@@ -114,6 +143,13 @@ public sealed class Database : IAsyncDisposable
                 builder.Timeout = 5;
             }
 
+            // The server's statement_timeout answers first (a clean error, the session kept); Npgsql's own timeout
+            // stays behind it as the last resort for a server that does not answer at all.
+            if (builder.CommandTimeout == 30 && options.StatementTimeoutMs > 0)
+            {
+                builder.CommandTimeout = (options.StatementTimeoutMs / 1000) + 5;
+            }
+
             // The same few statements run for every order: let Npgsql prepare them on the server.
             if (builder.MaxAutoPrepare == 0)
             {
@@ -130,25 +166,18 @@ public sealed class Database : IAsyncDisposable
                 builder.NoResetOnClose = true;
             }
 
-            // Every statement on the hot path is a key lookup with an index to use. Npgsql prepares them, and a
-            // prepared statement keeps the generic plan it first got: made on a new, empty table it is a sequential
-            // scan, kept until an ANALYZE invalidates it (measured: the completed mark read 600 buffers per call
-            // after a minute of orders). Sequential scans are only a last resort for our sessions.
-            if (!(builder.Options ?? "").Contains("enable_seqscan", StringComparison.Ordinal))
-            {
-                builder.Options = $"{builder.Options} -c enable_seqscan=off".Trim();
-            }
-
+            var forced = new NpgsqlConnectionStringBuilder(builder.ConnectionString) { Options = SessionOptions(options, builder.Options, synchronousCommit: true) };
             var relaxed = new NpgsqlConnectionStringBuilder(builder.ConnectionString)
             {
-                Options = $"{builder.Options} -c synchronous_commit=off".Trim(),
-                MaxPoolSize = Math.Max(4, builder.MaxPoolSize / 2),
+                Options = SessionOptions(options, builder.Options, synchronousCommit: false),
+                MaxPoolSize = Math.Max(2, builder.MaxPoolSize / 3),
             };
             return new Database(
                 Dialect.Postgres,
-                new NpgsqlDataSourceBuilder(builder.ConnectionString).Build(),
+                new NpgsqlDataSourceBuilder(forced.ConnectionString).Build(),
                 new NpgsqlDataSourceBuilder(relaxed.ConnectionString).Build(),
-                null);
+                null,
+                options.AllowUnsafeFsyncOff);
         }
 
         if (provider != "sqlite")
@@ -169,7 +198,74 @@ public sealed class Database : IAsyncDisposable
             Directory.CreateDirectory(folder);
         }
 
-        return new Database(Dialect.Sqlite, null, null, sqlite.ConnectionString);
+        return new Database(Dialect.Sqlite, null, null, sqlite.ConnectionString, allowFsyncOff: false);
+    }
+
+    /// <summary>
+    /// The settings every PostgreSQL session of ours starts with (connection <c>Options</c>, so no round trip). The
+    /// durable pool says <c>synchronous_commit=on</c> itself: a role or database default of off must not silently make
+    /// votes and commit decisions non-durable. The operator's own <c>Options</c> come after ours and win, except that one.
+    /// </summary>
+    private static string SessionOptions(DatabaseOptions options, string? own, bool synchronousCommit)
+    {
+        var parts = new List<string>
+        {
+            // Npgsql prepares the hot statements on the server, and PostgreSQL then keeps one generic plan per
+            // statement until something invalidates it (an ANALYZE). Made while a table is still nearly empty,
+            // the generic plan is a sequential scan, and it stayed one while the table grew for a minute, until
+            // autovacuum's next visit (measured: 600 buffers per call for the completed mark). Running ANALYZE
+            // after creating the schema would not help: an analyzed empty table is trusted to be empty, where a
+            // never-analyzed one is assumed to have 10 pages. So every execution gets a plan for the table as it
+            // is now (custom plans: a sequential scan of a two-page table, the index once it has grown), at the
+            // price of planning each statement. This replaces enable_seqscan=off, which forbade the plan for
+            // every query of the session instead of fixing how the plan was chosen.
+            "-c plan_cache_mode=force_custom_plan",
+            $"-c lock_timeout={Math.Max(0, options.LockTimeoutMs)}",
+            $"-c statement_timeout={Math.Max(0, options.StatementTimeoutMs)}",
+            $"-c idle_in_transaction_session_timeout={Math.Max(0, options.IdleInTransactionTimeoutMs)}",
+        };
+        if (!string.IsNullOrWhiteSpace(own))
+        {
+            parts.Add(own.Trim());
+        }
+
+        parts.Add(synchronousCommit ? "-c synchronous_commit=on" : "-c synchronous_commit=off");
+        return string.Join(' ', parts);
+    }
+
+    /// <summary>
+    /// Checks, once at start-up, that the server keeps what the protocol forces: PostgreSQL with <c>fsync = off</c> is
+    /// refused unless <see cref="DatabaseOptions.AllowUnsafeFsyncOff"/> says so. Returns a warning to log when it was
+    /// allowed, else null. SQLite: nothing to check (its durability is set per connection by us).
+    /// </summary>
+    public async Task<string?> VerifyAsync(CancellationToken cancellationToken)
+    {
+        if (_postgres is null)
+        {
+            return null;
+        }
+
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT current_setting('fsync'), current_setting('synchronous_commit')";
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        var (fsync, synchronousCommit) = (reader.GetString(0), reader.GetString(1));
+        if (synchronousCommit == "off")
+        {
+            // Cannot happen with our session options; if it does, something rewrote them, and nothing forced is durable.
+            throw new InvalidOperationException($"PostgreSQL ({Describe()}): the durable pool's sessions run with synchronous_commit=off; refusing to start.");
+        }
+
+        if (fsync == "on")
+        {
+            return null;
+        }
+
+        var risk = $"PostgreSQL ({Describe()}) runs with fsync=off: a crash of the server or the machine can lose votes and commit decisions it reported durable, and break atomicity.";
+        return _allowFsyncOff
+            ? $"{risk} Allowed by Database:AllowUnsafeFsyncOff."
+            : throw new InvalidOperationException($"{risk} Turn fsync on (postgresql.conf), or set Database:AllowUnsafeFsyncOff=true (Database__AllowUnsafeFsyncOff) to run anyway, on a throwaway cluster only.");
     }
 
     public Task<DbConnection> OpenAsync(CancellationToken cancellationToken) => OpenAsync(forced: true, cancellationToken);

@@ -197,7 +197,7 @@ internal static class BenchCommand
                     if (given is null)
                     {
                         databases = await PostgresDatabases.CreateAsync(settings.Postgres!, $"twophase_bench_{runId}_{i}", ct);
-                        system = StartOptions(repoRoot!, databases, Path.Combine(runFolder, $"{i}-{workload.Name}-{workload.Concurrency}"), http);
+                        system = StartOptions(repoRoot!, databases, Path.Combine(runFolder, $"{i}-{workload.Name}-{workload.Concurrency}"), http, settings.AllowNonDurable);
                         var sut = system;
                         await console.Status().StartAsync("Starting the services (fresh databases)...", _ => sut.StartAsync(ct));
                         endpoints = new ServiceEndpoints(sut.UrlOf(ServiceKind.Order), sut.UrlOf(ServiceKind.Storage), sut.UrlOf(ServiceKind.Delivery));
@@ -313,7 +313,7 @@ internal static class BenchCommand
         }
     }
 
-    private static SystemUnderTest StartOptions(string repoRoot, PostgresDatabases databases, string logFolder, HttpClient http) =>
+    private static SystemUnderTest StartOptions(string repoRoot, PostgresDatabases databases, string logFolder, HttpClient http, bool allowNonDurable) =>
         new(
             new SystemUnderTestOptions
             {
@@ -326,6 +326,8 @@ internal static class BenchCommand
                 ExtraEnvironment = new Dictionary<string, string>(StringComparer.Ordinal)
                 {
                     ["Database__MaxPoolSize"] = databases.PoolSizePerService.ToString(CultureInfo.InvariantCulture),
+                    // --allow-non-durable: the services refuse a server with fsync=off unless told the same.
+                    ["Database__AllowUnsafeFsyncOff"] = allowNonDurable ? "true" : "false",
                     // Information-level request logs would measure the console, not the protocol.
                     ["Logging__LogLevel__Default"] = "Warning",
                     // The runtime's JIT settings are the defaults (tiered, with dynamic PGO); the warm-up gives them

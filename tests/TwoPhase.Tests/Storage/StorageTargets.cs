@@ -43,6 +43,7 @@ public sealed class PostgresServerFixture : IAsyncLifetime
     private string? _server;
     private string? _database;
     private int _schemas;
+    private readonly List<string> _own = [];
 
     public async Task InitializeAsync()
     {
@@ -62,7 +63,7 @@ public sealed class PostgresServerFixture : IAsyncLifetime
         await command.ExecuteNonQueryAsync();
     }
 
-    public async Task<Database> CreateDatabaseAsync()
+    public async Task<Database> CreateDatabaseAsync(Action<DatabaseOptions>? configure = null)
     {
         var schema = $"t{Interlocked.Increment(ref _schemas)}";
         var builder = new NpgsqlConnectionStringBuilder(_server) { Database = _database, Pooling = false };
@@ -75,7 +76,30 @@ public sealed class PostgresServerFixture : IAsyncLifetime
 
         builder.Pooling = true;
         builder.SearchPath = schema;
-        return Database.Create(new DatabaseOptions { Provider = "postgres", ConnectionString = builder.ConnectionString }, "unused.db");
+        var options = new DatabaseOptions { Provider = "postgres", ConnectionString = builder.ConnectionString };
+        configure?.Invoke(options);
+        return Database.Create(options, "unused.db");
+    }
+
+    /// <summary>
+    /// Another new database on the server, for a test that changes database-level settings (<c>ALTER DATABASE ... SET</c>)
+    /// and so must not share one; dropped with the fixture. Returns its name and connection string.
+    /// </summary>
+    public async Task<(string Name, string ConnectionString)> CreateOwnDatabaseAsync()
+    {
+        var name = $"{_database}_{Interlocked.Increment(ref _schemas)}";
+        _own.Add(name);
+        await AdminAsync($"CREATE DATABASE {name}");
+        return (name, new NpgsqlConnectionStringBuilder(_server) { Database = name }.ConnectionString);
+    }
+
+    /// <summary>A statement run on the maintenance database as the fixture's user.</summary>
+    public async Task AdminAsync(string sql)
+    {
+        await using var connection = new NpgsqlConnection(Admin());
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
     }
 
     public async Task DisposeAsync()
@@ -86,10 +110,10 @@ public sealed class PostgresServerFixture : IAsyncLifetime
         }
 
         NpgsqlConnection.ClearAllPools();
-        await using var connection = new NpgsqlConnection(Admin());
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand($"DROP DATABASE IF EXISTS {_database} WITH (FORCE)", connection);
-        await command.ExecuteNonQueryAsync();
+        foreach (var name in _own.Append(_database))
+        {
+            await AdminAsync($"DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        }
     }
 
     private string Admin() =>
