@@ -61,6 +61,21 @@ internal static class BenchCommand
             Description = "Instead of the workloads: measure the peak (plentiful, closed loop at 64, --warmup then --duration), then offer it open loop for 10 s, "
                           + "--overload-factor times it for 30 s, and the peak again for 15 s; per-second table and a verdict (docs/performance.md).",
         };
+        var overloadPeak = new Option<int?>("--overload-peak")
+        {
+            Description = "With --overload: use this many committed/s as the peak instead of the closed-loop measurement (which still runs, as the warm-up), "
+                          + "so runs on a noisy machine offer the same rates.",
+            Validators =
+            {
+                r =>
+                {
+                    if (r.GetValueOrDefault<int?>() is { } v && (v < 1 || v > 100_000))
+                    {
+                        r.AddError("--overload-peak must be between 1 and 100,000.");
+                    }
+                },
+            },
+        };
         var overloadFactor = new Option<int>("--overload-factor")
         {
             Description = "With --overload: the offered load during the overload, as a multiple of the measured peak.",
@@ -70,7 +85,7 @@ internal static class BenchCommand
 
         var command = new Command("bench", "Measure committed orders/s, latency and CPU per order on PostgreSQL with durable commits, then audit.")
         {
-            postgres, urls, duration, warmup, json, only, noBound, allowNonDurable, quietTimeout, secret, noBuild, runDir, repo, overload, overloadFactor,
+            postgres, urls, duration, warmup, json, only, noBound, allowNonDurable, quietTimeout, secret, noBuild, runDir, repo, overload, overloadFactor, overloadPeak,
         };
         command.SetAction((parse, ct) => RunAsync(
             new BenchSettings(
@@ -88,14 +103,15 @@ internal static class BenchCommand
                 parse.GetValue(runDir),
                 parse.GetValue(repo),
                 parse.GetValue(overload),
-                parse.GetValue(overloadFactor)),
+                parse.GetValue(overloadFactor),
+                parse.GetValue(overloadPeak)),
             ct));
         return command;
     }
 
     private sealed record BenchSettings(
         string? Postgres, string? Urls, TimeSpan Duration, TimeSpan Warmup, FileInfo? Json, string[] Only, bool NoBound,
-        bool AllowNonDurable, TimeSpan QuietTimeout, string? Secret, bool NoBuild, string? RunDir, string? Repo, bool Overload, int OverloadFactor);
+        bool AllowNonDurable, TimeSpan QuietTimeout, string? Secret, bool NoBuild, string? RunDir, string? Repo, bool Overload, int OverloadFactor, int? OverloadPeak);
 
     private static async Task<int> RunAsync(BenchSettings settings, CancellationToken ct)
     {
@@ -380,8 +396,9 @@ internal static class BenchCommand
         IAnsiConsole console, Workload workload, BenchCatalog catalog, BenchSettings settings, CpuMeter cpu, HttpBench bench, ServiceSnapshotReader reader, string orderTag, CancellationToken ct)
     {
         var peakRun = await RunWorkloadAsync(workload, catalog, settings, cpu, bench.PlaceAsync, bench.CompleteAsync, orderTag + "-peak", ct);
-        var peak = peakRun.CommittedPerSecond;
-        console.MarkupLine($"  peak (closed loop at {workload.Concurrency}): {peak:0.0} committed/s, p99 {peakRun.Percentile(99):0.0} ms, {peakRun.Errors} errors");
+        var peak = settings.OverloadPeak ?? peakRun.CommittedPerSecond;
+        console.MarkupLine($"  peak (closed loop at {workload.Concurrency}): {peakRun.CommittedPerSecond:0.0} committed/s, p99 {peakRun.Percentile(99):0.0} ms, {peakRun.Errors} errors" +
+                           (settings.OverloadPeak is { } given ? $"; the schedule and verdict use the given peak of {given}/s" : ""));
         foreach (var sample in peakRun.ErrorSamples)
         {
             console.MarkupLine($"  [red]error:[/] {Markup.Escape(sample)}");
