@@ -18,7 +18,7 @@ public static class ApiDocsExtensions
         builder.Services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>
         {
             document.Info.Title = title;
-            document.Info.Description = description + " Protocol and admin endpoints need `Authorization: Bearer <TwoPhase:Secret>` when a secret is configured. Errors are RFC 7807 problem details.";
+            document.Info.Description = description + " Protocol and admin endpoints need `Authorization: Bearer <secret>`: TwoPhase:Secret, or the one the services generated in ~/.config/twophase/secret. Errors are RFC 7807 problem details.";
             document.Info.Version = "v1";
             return Task.CompletedTask;
         }));

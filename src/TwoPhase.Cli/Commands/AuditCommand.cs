@@ -38,7 +38,7 @@ internal static class AuditCommand
                 var reader = new ServiceSnapshotReader(
                     http,
                     new ServiceEndpoints(parse.GetValue(orderUrl)!, parse.GetValue(storageUrl)!, parse.GetValue(deliveryUrl)!),
-                    parse.GetValue(secret));
+                    CommandSupport.Secret(parse, secret));
                 var report = await CommandSupport.RunAuditAsync(console, reader, clientAnswers, TimeSpan.FromSeconds(parse.GetValue(quietTimeout)), ct);
                 return report.Passed ? ExitCodes.Ok : ExitCodes.Failed;
             }

@@ -98,7 +98,7 @@ internal static class BenchCommand
                 parse.GetValue(noBound),
                 parse.GetValue(allowNonDurable),
                 TimeSpan.FromSeconds(parse.GetValue(quietTimeout)),
-                parse.GetValue(secret),
+                CommandSupport.Secret(parse, secret),
                 parse.GetValue(noBuild),
                 parse.GetValue(runDir),
                 parse.GetValue(repo),

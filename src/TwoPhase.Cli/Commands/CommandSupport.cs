@@ -56,9 +56,30 @@ internal static class CommandSupport
 
     public static Option<string?> SecretOption() => new("--secret")
     {
-        Description = "Shared secret sent as 'Authorization: Bearer' on participant and admin reads (default: $TWOPHASE_SECRET).",
-        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("TWOPHASE_SECRET"),
+        Description = "Shared secret sent as 'Authorization: Bearer' on participant and admin reads (default: $TWOPHASE_SECRET, " +
+            "else the one services started with none configured generated for this user, in ~/.config/twophase/secret).",
+        // No DefaultValueFactory: help prints a default's value, and this one is a secret (see Secret below).
     };
+
+    /// <summary>The <c>--secret</c> given, else <c>$TWOPHASE_SECRET</c>, else the cookie file's.</summary>
+    public static string? Secret(ParseResult parse, Option<string?> option) =>
+        parse.GetValue(option) ?? (Environment.GetEnvironmentVariable("TWOPHASE_SECRET") is { Length: > 0 } secret ? secret : CookieSecret());
+
+    /// <summary>
+    /// The secret services started by hand with none configured share (docs/security.md); read, never created. A file
+    /// the services would refuse is no secret of theirs either: none then, and the services' 401 says what is missing.
+    /// </summary>
+    private static string? CookieSecret()
+    {
+        try
+        {
+            return TwoPhase.AspNetCore.SecretCookie.ReadExisting(TwoPhase.AspNetCore.SecretCookie.DefaultPath());
+        }
+        catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
 
     public static Option<Uri> UrlOption(string name, string defaultUrl, string what) => new(name)
     {

@@ -40,7 +40,7 @@ internal static class SimulateCommand
                 if (parse.GetValue(seedData))
                 {
                     var plan = SeedPlan.ForOrders(count);
-                    await new Seeder(http, endpoints.Storage, endpoints.Delivery, parse.GetValue(secret)).SeedAsync(plan, ct);
+                    await new Seeder(http, endpoints.Storage, endpoints.Delivery, CommandSupport.Secret(parse, secret)).SeedAsync(plan, ct);
                     console.MarkupLine($"Seeded products and {plan.Couriers:N0} couriers.");
                 }
 
@@ -65,7 +65,7 @@ internal static class SimulateCommand
                 var passed = true;
                 if (parse.GetValue(audit))
                 {
-                    var reader = new ServiceSnapshotReader(http, endpoints, parse.GetValue(secret));
+                    var reader = new ServiceSnapshotReader(http, endpoints, CommandSupport.Secret(parse, secret));
                     var report = await CommandSupport.RunAuditAsync(console, reader, load.Answers, TimeSpan.FromSeconds(parse.GetValue(quietTimeout)), ct);
                     passed = report.Passed;
                 }
