@@ -126,26 +126,10 @@ internal static class ChaosCommand
             orders, kills, dbKills, pauses, messageFaults, concurrency, randomSeed, maxDown, maxChaos, convergeBound, convergeTimeout, basePort,
             postgres, postgresPort, keep, noBuild, runDir, repo,
         };
-        command.Validators.Add(r =>
-        {
-            var store = StoreOf(r.GetResult(postgres), r.GetValue(postgres));
-            var counts = Counts(store, r.GetValue(kills), r.GetValue(dbKills), r.GetValue(pauses), r.GetValue(messageFaults));
-            if (counts.DatabaseKills > 0 && store is not PostgresStore.Clusters)
-            {
-                r.AddError("--db-kills needs --postgres without a connection string: the command kills only clusters it made itself (on SQLite, the store dies with its service: see --kills).");
-            }
-
-            var o = r.GetValue(orders);
-            if (counts.Total > 0 && o < FaultPlan.MinOrders(counts.Total))
-            {
-                r.AddError($"--orders must be at least {FaultPlan.MinOrders(counts.Total):N0} for {counts.Total} faults: each fault falls at its own order.");
-            }
-        });
         command.SetAction((parse, ct) =>
         {
             var store = StoreOf(parse.GetResult(postgres), parse.GetValue(postgres));
-            return RunAsync(
-            new ChaosSettings(
+            var settings = new ChaosSettings(
                 parse.GetValue(orders),
                 Counts(store, parse.GetValue(kills), parse.GetValue(dbKills), parse.GetValue(pauses), parse.GetValue(messageFaults)),
                 parse.GetValue(concurrency),
@@ -160,8 +144,19 @@ internal static class ChaosCommand
                 parse.GetValue(keep),
                 parse.GetValue(noBuild),
                 parse.GetValue(runDir),
-                parse.GetValue(repo)),
-            ct);
+                parse.GetValue(repo));
+            // Checked here, not in a command validator: there, options left at their defaults read as 0.
+            if (Problems(settings).ToList() is { Count: > 0 } problems)
+            {
+                foreach (var problem in problems)
+                {
+                    AnsiConsole.Console.MarkupLine($"[red]{Markup.Escape(problem)}[/]");
+                }
+
+                return Task.FromResult(ExitCodes.SetupFailed);
+            }
+
+            return RunAsync(settings, ct);
         });
         return command;
     }
@@ -183,6 +178,19 @@ internal static class ChaosCommand
         public sealed record Clusters : PostgresStore;
 
         public sealed record Server(string ConnectionString) : PostgresStore;
+    }
+
+    private static IEnumerable<string> Problems(ChaosSettings s)
+    {
+        if (s.Faults.DatabaseKills > 0 && s.Postgres is not PostgresStore.Clusters)
+        {
+            yield return "--db-kills needs --postgres without a connection string: the command kills only clusters it made itself (on SQLite, the store dies with its service: see --kills).";
+        }
+
+        if (s.Faults.Total > 0 && s.Orders < FaultPlan.MinOrders(s.Faults.Total))
+        {
+            yield return $"--orders must be at least {FaultPlan.MinOrders(s.Faults.Total):N0} for {s.Faults.Total} faults: each fault falls at its own order.";
+        }
     }
 
     /// <summary>No --postgres: SQLite; --postgres alone: throwaway clusters; --postgres with a value: that server.</summary>
