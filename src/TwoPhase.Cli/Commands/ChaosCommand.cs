@@ -314,14 +314,17 @@ internal static class ChaosCommand
             var monkey = new ChaosMonkey(targets, plan, gate, timings, new Random(settings.RandomSeed + 1), clock);
             await using var dispatcher = new CourierDispatcher(http, endpoints.Delivery, secret);
 
-            var (load, loadEnded) = await RunUnderChaosAsync(console, settings, plan.Count, generator, retry, gate, monkey, dispatcher, clock, ct);
+            var probe = new ConvergenceProbe(http, endpoints, secret);
+            var (load, loadEnded, leftovers) = await RunUnderChaosAsync(console, settings, plan.Count, generator, retry, gate, monkey, dispatcher, probe, clock, ct);
             var dispatched = await dispatcher.StopAsync();
 
-            // With no faults the clock starts at the end of the load: how long the system takes to settle.
+            // The load may still run on the healed system after the last fault: the convergence clock then starts
+            // when it ends (what the faults left behind is timed from the heal, by the leftovers). With no faults
+            // it starts at the end of the load: how long the system takes to settle.
             var lastHealed = monkey.Faults.Count > 0 ? monkey.Faults.Max(f => f.HealedAt) : loadEnded;
-            var probe = new ConvergenceProbe(http, endpoints, secret);
+            var settleFrom = lastHealed > loadEnded ? lastHealed : loadEnded;
             var converged = await console.Status().StartAsync("Waiting for convergence...", ctx =>
-                probe.WaitAsync(clock, lastHealed, settings.ConvergeTimeout, p =>
+                probe.WaitAsync(clock, settleFrom, settings.ConvergeTimeout, p =>
                     ctx.Status($"Waiting for convergence: {p.Unfinished} unfinished, {p.StoragePrepared} + {p.DeliveryPrepared} prepared{(p.Error is null ? "" : " (a service did not answer)")}..."), ct));
 
             var reader = new ServiceSnapshotReader(http, endpoints, secret);
@@ -330,7 +333,7 @@ internal static class ChaosCommand
 
             ChaosReport.PrintFaults(console, monkey.Faults, settings.Faults);
             ChaosReport.PrintOutcomes(console, load, snapshot, dispatched);
-            ChaosReport.PrintConvergence(console, lastHealed, loadEnded, converged, settings.ConvergeBound);
+            ChaosReport.PrintConvergence(console, lastHealed, loadEnded, leftovers, converged, settings.ConvergeBound);
 
             // Every answer of every try: the system owes each of them, not just the last.
             var audit = new Auditor().Check(snapshot, load.All);
@@ -339,7 +342,7 @@ internal static class ChaosCommand
                 Results =
                 [
                     ChaosChecks.Faults(plan, monkey.Faults, monkey.TimedOut),
-                    ChaosChecks.Convergence(converged, settings.ConvergeBound),
+                    ChaosChecks.Convergence(leftovers, converged, settings.ConvergeBound),
                     .. audit.Results,
                     ChaosChecks.ProtocolViolationsLogged(sut.Hosts),
                 ],
@@ -388,9 +391,9 @@ internal static class ChaosCommand
     }
 
     /// <summary>The load and the monkey side by side, with a progress bar; returns the load and when its last answer came (on <paramref name="clock"/>).</summary>
-    private static async Task<(ChaosLoadResult Load, TimeSpan Ended)> RunUnderChaosAsync(
+    private static async Task<(ChaosLoadResult Load, TimeSpan Ended, LeftoverResult? Leftovers)> RunUnderChaosAsync(
         IAnsiConsole console, ChaosSettings settings, int faults, LoadGenerator generator, ClientRetryPolicy retry, LoadGate gate,
-        ChaosMonkey monkey, CourierDispatcher dispatcher, Stopwatch clock, CancellationToken ct)
+        ChaosMonkey monkey, CourierDispatcher dispatcher, ConvergenceProbe probe, Stopwatch clock, CancellationToken ct)
     {
         console.MarkupLine($"Placing [bold]{settings.Orders:N0}[/] orders at concurrency [bold]{settings.Concurrency}[/] with [bold]{faults}[/] faults...");
         int committed = 0, aborted = 0, lost = 0;
@@ -455,10 +458,14 @@ internal static class ChaosCommand
                     throw new ChaosRestartException($"A fault did not heal: {ex.Message}", ex);
                 }
 
+                // Timed from the last heal, while the load runs on: what the faults left behind must be finished in time.
+                var leftovers = monkey.Faults.Count == 0
+                    ? null
+                    : await probe.WaitForLeftoversAsync(clock, monkey.Faults.Max(f => f.HealedAt), settings.ConvergeTimeout, ct);
                 var load = await loadTask;
                 lock (progress)
                 {
-                    return (load, lastAnswerAt);
+                    return (load, lastAnswerAt, leftovers);
                 }
             });
     }
