@@ -46,10 +46,24 @@ public static class ChaosChecks
             $"{plan.Count} faults ({kinds}), each service killed at least a quarter of the kills, every message fault kind hit a request", problems.Count, problems);
     }
 
-    /// <summary>Converged (nothing unfinished, nothing prepared) within <paramref name="bound"/> of the last fault's heal.</summary>
-    public static InvariantResult Convergence(ConvergenceResult result, TimeSpan bound)
+    /// <summary>
+    /// What the faults left behind (unfinished or prepared when the last one healed) was finished within
+    /// <paramref name="bound"/> of the heal, and once the load ended the whole system converged (nothing unfinished,
+    /// nothing prepared) within <paramref name="bound"/> of the later of the heal and the load's end.
+    /// </summary>
+    public static InvariantResult Convergence(LeftoverResult? leftovers, ConvergenceResult result, TimeSpan bound)
     {
+        ArgumentNullException.ThrowIfNull(result);
         var problems = new List<string>();
+        if (leftovers is { After: null })
+        {
+            problems.Add($"of the {leftovers.Count} transaction(s) unfinished or prepared when the last fault healed, some were still so at the timeout, e.g. {string.Join(", ", leftovers.Remaining)}");
+        }
+        else if (leftovers is { After: { } a } && a > bound)
+        {
+            problems.Add($"the {leftovers.Count} transaction(s) left unfinished or prepared by the faults were finished {a.TotalSeconds:0.00} s after the last fault healed, later than the bound of {bound.TotalSeconds:0} s");
+        }
+
         if (result.After is not { } after)
         {
             var last = result.Last;
@@ -57,11 +71,12 @@ public static class ChaosChecks
         }
         else if (after > bound)
         {
-            problems.Add($"converged {after.TotalSeconds:0.00} s after the last fault healed, later than the bound of {bound.TotalSeconds:0} s");
+            problems.Add($"converged {after.TotalSeconds:0.00} s after the last fault healed and the load ended, later than the bound of {bound.TotalSeconds:0} s");
         }
 
         return new InvariantResult("liveness",
-            $"within {bound.TotalSeconds:0} s of the last fault healing every transaction is completed and no participant row is prepared", problems.Count, problems);
+            $"within {bound.TotalSeconds:0} s of the last fault healing, every transaction it left unfinished or prepared is finished; " +
+            $"within {bound.TotalSeconds:0} s of that and the load's end, every transaction is completed and no participant row is prepared", problems.Count, problems);
     }
 
     /// <summary>No service logged a protocol violation (a COMMIT for a transaction not prepared, an ABORT after a commit).</summary>

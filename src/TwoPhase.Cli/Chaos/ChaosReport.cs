@@ -141,7 +141,7 @@ public static class ChaosReport
         console.Write(table);
     }
 
-    public static void PrintConvergence(IAnsiConsole console, TimeSpan lastHealed, TimeSpan loadEnded, ConvergenceResult result, TimeSpan bound)
+    public static void PrintConvergence(IAnsiConsole console, TimeSpan lastHealed, TimeSpan loadEnded, LeftoverResult? leftovers, ConvergenceResult result, TimeSpan bound)
     {
         ArgumentNullException.ThrowIfNull(console);
         ArgumentNullException.ThrowIfNull(result);
@@ -149,11 +149,19 @@ public static class ChaosReport
             .AddColumn("what").AddColumn(new TableColumn("value").RightAligned());
         table.AddRow("last fault healed at", Seconds(lastHealed));
         table.AddRow("last answer at", $"{Seconds(loadEnded)} ({Seconds(loadEnded - lastHealed)} after the last fault healed)");
-        table.AddRow("polls", N(result.Polls));
+        if (leftovers is not null)
+        {
+            table.AddRow("left unfinished or prepared at the last heal", N(leftovers.Count));
+            table.AddRow("[bold]those finished after the last fault healed[/]", leftovers.After is { } l
+                ? $"[bold {(l <= bound ? "green" : "red")}]{l.TotalSeconds:0.00} s[/] (bound {bound.TotalSeconds:0} s)"
+                : $"[bold red]not within the timeout[/] ({Markup.Escape(string.Join(", ", leftovers.Remaining))})");
+        }
+
+        table.AddRow("polls after the load", N(result.Polls));
         if (result.After is { } after)
         {
             var within = after <= bound;
-            table.AddRow("[bold]converged after the last fault healed[/]",
+            table.AddRow(loadEnded > lastHealed ? "[bold]converged after the load ended[/]" : "[bold]converged after the last fault healed[/]",
                 $"[bold {(within ? "green" : "red")}]{after.TotalSeconds:0.00} s[/] (bound {bound.TotalSeconds:0} s)");
         }
         else
@@ -169,6 +177,4 @@ public static class ChaosReport
     private static string N(int n) => n.ToString("N0", CultureInfo.InvariantCulture);
 
     private static string Seconds(TimeSpan t) => $"{t.TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture)} s";
-
-    private static string Millis(TimeSpan t) => $"{t.TotalMilliseconds.ToString("0", CultureInfo.InvariantCulture)} ms";
 }

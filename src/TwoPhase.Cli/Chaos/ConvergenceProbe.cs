@@ -15,8 +15,17 @@ public sealed record ConvergencePoll(int Unfinished, int StoragePrepared, int De
     public bool Converged => Error is null && Unfinished == 0 && StoragePrepared == 0 && DeliveryPrepared == 0;
 }
 
-/// <summary>When the system converged, measured from the last restart (null if it did not within the timeout).</summary>
+/// <summary>When the system converged, measured from a given moment (null if it did not within the timeout).</summary>
 public sealed record ConvergenceResult(TimeSpan? After, ConvergencePoll Last, int Polls);
+
+/// <summary>
+/// What the faults left behind when the last one healed: the transactions then unfinished at the coordinator or
+/// prepared at a participant, and when the last of them was finished (null if not within the timeout).
+/// </summary>
+/// <param name="Count">How many there were.</param>
+/// <param name="After">From the heal until none of them was unfinished or prepared any more.</param>
+/// <param name="Remaining">Those still unfinished or prepared at the last poll (a few ids), when not resolved.</param>
+public sealed record LeftoverResult(int Count, TimeSpan? After, IReadOnlyList<string> Remaining);
 
 /// <summary>
 /// Polls the operator views until the system has converged: <c>GET /v1/admin/transactions?state=unfinished</c>
@@ -53,17 +62,60 @@ public sealed class ConvergenceProbe(HttpClient http, ServiceEndpoints endpoints
         }
     }
 
-    public async Task<ConvergencePoll> PollAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// While the load still runs on the healed system, new transactions come and go, so "nothing unfinished" cannot be
+    /// waited for; what the faults left behind can. Reads the transactions unfinished or prepared at
+    /// <paramref name="from"/> (the last heal) and polls until none of them is any more.
+    /// </summary>
+    public async Task<LeftoverResult> WaitForLeftoversAsync(Stopwatch clock, TimeSpan from, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var unfinished = CountAsync(endpoints.Order, "/v1/admin/transactions?state=unfinished", cancellationToken);
-        var storage = CountAsync(endpoints.Storage, "/v1/admin/prepared", cancellationToken);
-        var delivery = CountAsync(endpoints.Delivery, "/v1/admin/prepared", cancellationToken);
-        var results = await Task.WhenAll(unfinished, storage, delivery);
-        var error = string.Join("; ", results.Select(r => r.Error).OfType<string>());
-        return new ConvergencePoll(results[0].Count, results[1].Count, results[2].Count, error.Length == 0 ? null : error);
+        ArgumentNullException.ThrowIfNull(clock);
+        HashSet<string>? leftovers = null;
+        var remaining = new List<string>();
+        while (true)
+        {
+            var (ids, error) = await IdsAsync(cancellationToken);
+            var at = clock.Elapsed - from;
+            if (error is null)
+            {
+                leftovers ??= ids;
+                remaining = leftovers.Where(ids.Contains).ToList();
+                if (remaining.Count == 0)
+                {
+                    return new LeftoverResult(leftovers.Count, at, []);
+                }
+            }
+
+            if (at >= timeout)
+            {
+                return new LeftoverResult(leftovers?.Count ?? 0, null, remaining.Take(5).ToList());
+            }
+
+            await Task.Delay(Interval, cancellationToken);
+        }
     }
 
-    private async Task<(int Count, string? Error)> CountAsync(Uri service, string pathAndQuery, CancellationToken ct)
+    public async Task<ConvergencePoll> PollAsync(CancellationToken cancellationToken)
+    {
+        var results = await ReadAllAsync(cancellationToken);
+        var error = string.Join("; ", results.Select(r => r.Error).OfType<string>());
+        return new ConvergencePoll(results[0].Ids.Count, results[1].Ids.Count, results[2].Ids.Count, error.Length == 0 ? null : error);
+    }
+
+    /// <summary>The ids unfinished at the coordinator or prepared at either participant, or why a service could not be read.</summary>
+    private async Task<(HashSet<string> Ids, string? Error)> IdsAsync(CancellationToken cancellationToken)
+    {
+        var results = await ReadAllAsync(cancellationToken);
+        var error = string.Join("; ", results.Select(r => r.Error).OfType<string>());
+        return (results.SelectMany(r => r.Ids).ToHashSet(StringComparer.Ordinal), error.Length == 0 ? null : error);
+    }
+
+    private Task<(List<string> Ids, string? Error)[]> ReadAllAsync(CancellationToken cancellationToken) => Task.WhenAll(
+        ReadAsync(endpoints.Order, "/v1/admin/transactions?state=unfinished", cancellationToken),
+        ReadAsync(endpoints.Storage, "/v1/admin/prepared", cancellationToken),
+        ReadAsync(endpoints.Delivery, "/v1/admin/prepared", cancellationToken));
+
+    private async Task<(List<string> Ids, string? Error)> ReadAsync(Uri service, string pathAndQuery, CancellationToken ct)
     {
         var uri = new Uri(service, pathAndQuery);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -75,18 +127,24 @@ public sealed class ConvergenceProbe(HttpClient http, ServiceEndpoints endpoints
             using var response = await http.SendAsync(request, timeout.Token);
             if (!response.IsSuccessStatusCode)
             {
-                return (0, $"GET {uri} answered {(int)response.StatusCode}");
+                return ([], $"GET {uri} answered {(int)response.StatusCode}");
             }
 
             await using var body = await response.Content.ReadAsStreamAsync(timeout.Token);
             using var json = await JsonDocument.ParseAsync(body, cancellationToken: timeout.Token);
-            return json.RootElement.ValueKind == JsonValueKind.Array
-                ? (json.RootElement.GetArrayLength(), null)
-                : (0, $"GET {uri}: expected a JSON array");
+            if (json.RootElement.ValueKind != JsonValueKind.Array)
+            {
+                return ([], $"GET {uri}: expected a JSON array");
+            }
+
+            // An entry without an id still counts (as its position), so a count never shrinks for want of a field.
+            return (json.RootElement.EnumerateArray()
+                .Select((e, i) => e.ValueKind == JsonValueKind.Object && e.TryGetProperty("transactionId", out var id) && id.GetString() is { } text ? text : $"#{i}")
+                .ToList(), null);
         }
         catch (Exception e) when (e is HttpRequestException or JsonException || (e is OperationCanceledException && !ct.IsCancellationRequested))
         {
-            return (0, $"GET {uri}: {e.Message}");
+            return ([], $"GET {uri}: {e.Message}");
         }
     }
 }

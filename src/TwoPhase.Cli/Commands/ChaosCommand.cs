@@ -126,26 +126,10 @@ internal static class ChaosCommand
             orders, kills, dbKills, pauses, messageFaults, concurrency, randomSeed, maxDown, maxChaos, convergeBound, convergeTimeout, basePort,
             postgres, postgresPort, keep, noBuild, runDir, repo,
         };
-        command.Validators.Add(r =>
-        {
-            var store = StoreOf(r.GetResult(postgres), r.GetValue(postgres));
-            var counts = Counts(store, r.GetValue(kills), r.GetValue(dbKills), r.GetValue(pauses), r.GetValue(messageFaults));
-            if (counts.DatabaseKills > 0 && store is not PostgresStore.Clusters)
-            {
-                r.AddError("--db-kills needs --postgres without a connection string: the command kills only clusters it made itself (on SQLite, the store dies with its service: see --kills).");
-            }
-
-            var o = r.GetValue(orders);
-            if (counts.Total > 0 && o < FaultPlan.MinOrders(counts.Total))
-            {
-                r.AddError($"--orders must be at least {FaultPlan.MinOrders(counts.Total):N0} for {counts.Total} faults: each fault falls at its own order.");
-            }
-        });
         command.SetAction((parse, ct) =>
         {
             var store = StoreOf(parse.GetResult(postgres), parse.GetValue(postgres));
-            return RunAsync(
-            new ChaosSettings(
+            var settings = new ChaosSettings(
                 parse.GetValue(orders),
                 Counts(store, parse.GetValue(kills), parse.GetValue(dbKills), parse.GetValue(pauses), parse.GetValue(messageFaults)),
                 parse.GetValue(concurrency),
@@ -160,8 +144,19 @@ internal static class ChaosCommand
                 parse.GetValue(keep),
                 parse.GetValue(noBuild),
                 parse.GetValue(runDir),
-                parse.GetValue(repo)),
-            ct);
+                parse.GetValue(repo));
+            // Checked here, not in a command validator: there, options left at their defaults read as 0.
+            if (Problems(settings).ToList() is { Count: > 0 } problems)
+            {
+                foreach (var problem in problems)
+                {
+                    AnsiConsole.Console.MarkupLine($"[red]{Markup.Escape(problem)}[/]");
+                }
+
+                return Task.FromResult(ExitCodes.SetupFailed);
+            }
+
+            return RunAsync(settings, ct);
         });
         return command;
     }
@@ -183,6 +178,19 @@ internal static class ChaosCommand
         public sealed record Clusters : PostgresStore;
 
         public sealed record Server(string ConnectionString) : PostgresStore;
+    }
+
+    private static IEnumerable<string> Problems(ChaosSettings s)
+    {
+        if (s.Faults.DatabaseKills > 0 && s.Postgres is not PostgresStore.Clusters)
+        {
+            yield return "--db-kills needs --postgres without a connection string: the command kills only clusters it made itself (on SQLite, the store dies with its service: see --kills).";
+        }
+
+        if (s.Faults.Total > 0 && s.Orders < FaultPlan.MinOrders(s.Faults.Total))
+        {
+            yield return $"--orders must be at least {FaultPlan.MinOrders(s.Faults.Total):N0} for {s.Faults.Total} faults: each fault falls at its own order.";
+        }
     }
 
     /// <summary>No --postgres: SQLite; --postgres alone: throwaway clusters; --postgres with a value: that server.</summary>
@@ -306,14 +314,17 @@ internal static class ChaosCommand
             var monkey = new ChaosMonkey(targets, plan, gate, timings, new Random(settings.RandomSeed + 1), clock);
             await using var dispatcher = new CourierDispatcher(http, endpoints.Delivery, secret);
 
-            var (load, loadEnded) = await RunUnderChaosAsync(console, settings, plan.Count, generator, retry, gate, monkey, dispatcher, clock, ct);
+            var probe = new ConvergenceProbe(http, endpoints, secret);
+            var (load, loadEnded, leftovers) = await RunUnderChaosAsync(console, settings, plan.Count, generator, retry, gate, monkey, dispatcher, probe, clock, ct);
             var dispatched = await dispatcher.StopAsync();
 
-            // With no faults the clock starts at the end of the load: how long the system takes to settle.
+            // The load may still run on the healed system after the last fault: the convergence clock then starts
+            // when it ends (what the faults left behind is timed from the heal, by the leftovers). With no faults
+            // it starts at the end of the load: how long the system takes to settle.
             var lastHealed = monkey.Faults.Count > 0 ? monkey.Faults.Max(f => f.HealedAt) : loadEnded;
-            var probe = new ConvergenceProbe(http, endpoints, secret);
+            var settleFrom = lastHealed > loadEnded ? lastHealed : loadEnded;
             var converged = await console.Status().StartAsync("Waiting for convergence...", ctx =>
-                probe.WaitAsync(clock, lastHealed, settings.ConvergeTimeout, p =>
+                probe.WaitAsync(clock, settleFrom, settings.ConvergeTimeout, p =>
                     ctx.Status($"Waiting for convergence: {p.Unfinished} unfinished, {p.StoragePrepared} + {p.DeliveryPrepared} prepared{(p.Error is null ? "" : " (a service did not answer)")}..."), ct));
 
             var reader = new ServiceSnapshotReader(http, endpoints, secret);
@@ -322,7 +333,7 @@ internal static class ChaosCommand
 
             ChaosReport.PrintFaults(console, monkey.Faults, settings.Faults);
             ChaosReport.PrintOutcomes(console, load, snapshot, dispatched);
-            ChaosReport.PrintConvergence(console, lastHealed, loadEnded, converged, settings.ConvergeBound);
+            ChaosReport.PrintConvergence(console, lastHealed, loadEnded, leftovers, converged, settings.ConvergeBound);
 
             // Every answer of every try: the system owes each of them, not just the last.
             var audit = new Auditor().Check(snapshot, load.All);
@@ -331,7 +342,7 @@ internal static class ChaosCommand
                 Results =
                 [
                     ChaosChecks.Faults(plan, monkey.Faults, monkey.TimedOut),
-                    ChaosChecks.Convergence(converged, settings.ConvergeBound),
+                    ChaosChecks.Convergence(leftovers, converged, settings.ConvergeBound),
                     .. audit.Results,
                     ChaosChecks.ProtocolViolationsLogged(sut.Hosts),
                 ],
@@ -380,9 +391,9 @@ internal static class ChaosCommand
     }
 
     /// <summary>The load and the monkey side by side, with a progress bar; returns the load and when its last answer came (on <paramref name="clock"/>).</summary>
-    private static async Task<(ChaosLoadResult Load, TimeSpan Ended)> RunUnderChaosAsync(
+    private static async Task<(ChaosLoadResult Load, TimeSpan Ended, LeftoverResult? Leftovers)> RunUnderChaosAsync(
         IAnsiConsole console, ChaosSettings settings, int faults, LoadGenerator generator, ClientRetryPolicy retry, LoadGate gate,
-        ChaosMonkey monkey, CourierDispatcher dispatcher, Stopwatch clock, CancellationToken ct)
+        ChaosMonkey monkey, CourierDispatcher dispatcher, ConvergenceProbe probe, Stopwatch clock, CancellationToken ct)
     {
         console.MarkupLine($"Placing [bold]{settings.Orders:N0}[/] orders at concurrency [bold]{settings.Concurrency}[/] with [bold]{faults}[/] faults...");
         int committed = 0, aborted = 0, lost = 0;
@@ -447,10 +458,14 @@ internal static class ChaosCommand
                     throw new ChaosRestartException($"A fault did not heal: {ex.Message}", ex);
                 }
 
+                // Timed from the last heal, while the load runs on: what the faults left behind must be finished in time.
+                var leftovers = monkey.Faults.Count == 0
+                    ? null
+                    : await probe.WaitForLeftoversAsync(clock, monkey.Faults.Max(f => f.HealedAt), settings.ConvergeTimeout, ct);
                 var load = await loadTask;
                 lock (progress)
                 {
-                    return (load, lastAnswerAt);
+                    return (load, lastAnswerAt, leftovers);
                 }
             });
     }
