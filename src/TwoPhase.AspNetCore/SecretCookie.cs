@@ -95,7 +95,7 @@ public static class SecretCookie
             // whole file, never a half-written one, and a crash here leaves no file that looks like a secret.
             var temp = file + ".tmp";
             File.Delete(temp);
-            using (var stream = new FileStream(temp, Create(FileMode.CreateNew, FileAccess.Write)))
+            using (var stream = new FileStream(temp, OwnerOnly(FileMode.CreateNew, FileAccess.Write)))
             {
                 stream.Write(Encoding.ASCII.GetBytes(secret + "\n"));
                 stream.Flush(flushToDisk: true);
@@ -205,7 +205,7 @@ public static class SecretCookie
             {
                 // FileShare.None is flock(LOCK_EX) on Unix and a sharing lock on Windows: held by one open at a time,
                 // across processes. The lock file stays; removing it would let two starters lock two different files.
-                return new FileStream(path, Create(FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None));
+                return new FileStream(path, OwnerOnly(FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None));
             }
             catch (IOException) when (attempt < LockAttempts)
             {
@@ -221,7 +221,7 @@ public static class SecretCookie
         }
     }
 
-    private static FileStreamOptions Create(FileMode mode, FileAccess access, FileShare share = FileShare.Read)
+    private static FileStreamOptions OwnerOnly(FileMode mode, FileAccess access, FileShare share = FileShare.Read)
     {
         var options = new FileStreamOptions { Mode = mode, Access = access, Share = share };
         if (!OperatingSystem.IsWindows())
