@@ -53,6 +53,12 @@ public sealed record PostgresClusterOptions
 
     public string SharedBuffers { get; init; } = "32MB";
 
+    /// <summary>
+    /// More server settings as <c>name = value</c> lines, written after the durable defaults so they win (a test of
+    /// how the services meet an unsafe server, e.g. <c>fsync = off</c>).
+    /// </summary>
+    public IReadOnlyList<string> ExtraSettings { get; init; } = [];
+
     /// <summary>Bound of initdb, and of each start and stop.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(60);
 }
@@ -280,7 +286,9 @@ public sealed class PostgresCluster : IAsyncDisposable
                 .AppendLine("fsync = on")
                 .AppendLine("synchronous_commit = on")
                 .AppendLine(CultureInfo.InvariantCulture, $"max_connections = {_options.MaxConnections}")
-                .AppendLine(CultureInfo.InvariantCulture, $"shared_buffers = {_options.SharedBuffers}");
+                .AppendLine(CultureInfo.InvariantCulture, $"shared_buffers = {_options.SharedBuffers}")
+                .AppendJoin(Environment.NewLine, _options.ExtraSettings)
+                .AppendLine();
             await File.WriteAllTextAsync(conf, settings.ToString(), cancellationToken);
             try
             {

@@ -2,6 +2,7 @@ using Dapper;
 using Microsoft.Extensions.Time.Testing;
 using Npgsql;
 using StorageService.Products;
+using TwoPhase.Harness;
 using TwoPhase.Persistence;
 using TwoPhase.Protocol;
 
@@ -117,11 +118,13 @@ public sealed class PostgresSettingsTests(PostgresServerFixture server) : IClass
 /// <summary>A cluster of its own with <c>fsync = off</c>, shared by the tests of one class.</summary>
 public sealed class FsyncOffCluster : IAsyncLifetime
 {
-    private ThrowawayCluster? _cluster;
+    private PostgresCluster? _cluster;
 
-    public string ConnectionString => _cluster!.ConnectionString;
+    public string ConnectionString => _cluster!.ConnectionString + ";Pooling=false";
 
-    public async Task InitializeAsync() => _cluster = await ThrowawayCluster.StartAsync("fsync=off", "max_connections=20");
+    public async Task InitializeAsync() => _cluster = await PostgresCluster.CreateAsync(
+        new PostgresClusterOptions { Name = "twophase-pg-fsync-off", MaxConnections = 20, ExtraSettings = ["fsync = off"] },
+        CancellationToken.None);
 
     public async Task DisposeAsync()
     {
