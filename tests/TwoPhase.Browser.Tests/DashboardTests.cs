@@ -17,7 +17,7 @@ public sealed class DashboardTests(ITestOutputHelper output)
     {
         Assert.True(File.Exists(ChromiumPath), $"Chromium is not installed at {ChromiumPath}: run 'apt-get install -y chromium' (.ci/run does). This test never skips.");
 
-        await using var system = await ThreeServices.StartAsync();
+        await using var system = await BrowserSystem.StartAsync();
         await using var load = new OrderLoad(system, workers: 4);
         using var playwright = await Playwright.CreateAsync();
         await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
@@ -34,7 +34,7 @@ public sealed class DashboardTests(ITestOutputHelper output)
         await page.RouteAsync("**/*", async route =>
         {
             var url = new Uri(route.Request.Url);
-            if (url.Authority == system.OrderUrl.Authority)
+            if (url.Authority == system.Order.Url.Authority)
             {
                 await route.ContinueAsync();
             }
@@ -49,7 +49,7 @@ public sealed class DashboardTests(ITestOutputHelper output)
             }
         });
 
-        await page.GotoAsync(system.OrderUrl.ToString());
+        await page.GotoAsync(system.Order.Url.ToString());
         await page.WaitForFunctionAsync("() => +document.getElementById('committed-total').textContent > 0");
         var first = long.Parse(await page.InnerTextAsync("#committed-total"), System.Globalization.CultureInfo.InvariantCulture);
         await page.WaitForFunctionAsync("n => +document.getElementById('committed-total').textContent > n", first);
@@ -66,21 +66,10 @@ public sealed class DashboardTests(ITestOutputHelper output)
         await page.WaitForTimeoutAsync(3000);
         var artifact = Path.Combine(AppContext.BaseDirectory, "dashboard.png");
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = artifact, FullPage = true });
-        var docs = Path.Combine(RepoRoot(), "docs", "dashboard.png");
+        var docs = Path.Combine(system.RepoRoot, "docs", "dashboard.png");
         File.Copy(artifact, docs, overwrite: true);
         output.WriteLine($"committed {first} -> {second}; {timelines} timelines; simulator saw {load.Committed} committed, {load.Aborted} not; screenshot: {artifact} and {docs}");
 
         Assert.Empty(outside);
-    }
-
-    private static string RepoRoot()
-    {
-        var dir = AppContext.BaseDirectory;
-        while (!File.Exists(Path.Combine(dir, "TwoPhase.slnx")))
-        {
-            dir = Path.GetDirectoryName(dir.TrimEnd(Path.DirectorySeparatorChar)) ?? throw new InvalidOperationException("TwoPhase.slnx not found.");
-        }
-
-        return dir;
     }
 }

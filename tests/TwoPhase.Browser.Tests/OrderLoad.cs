@@ -17,7 +17,7 @@ public sealed class OrderLoad : IAsyncDisposable
     private long _committed;
     private long _aborted;
 
-    public OrderLoad(ThreeServices system, int workers)
+    public OrderLoad(ReferenceSystem system, int workers)
     {
         _workers = Enumerable.Range(0, workers).Select(w => Task.Run(() => RunAsync(system, w, _stop.Token))).ToArray();
     }
@@ -26,7 +26,7 @@ public sealed class OrderLoad : IAsyncDisposable
 
     public long Aborted => Interlocked.Read(ref _aborted);
 
-    private async Task RunAsync(ThreeServices system, int worker, CancellationToken stop)
+    private async Task RunAsync(ReferenceSystem system, int worker, CancellationToken stop)
     {
         for (var i = 0; !stop.IsCancellationRequested; i++)
         {
@@ -34,7 +34,7 @@ public sealed class OrderLoad : IAsyncDisposable
             {
                 var gadgets = i % 10 == worker % 10;
                 var order = new { items = new[] { gadgets ? new { sku = "gadget", quantity = 40 } : new { sku = "widget", quantity = 1 } } };
-                using var response = await _http.PostAsJsonAsync(new Uri(system.OrderUrl, "/v1/orders"), order, stop);
+                using var response = await _http.PostAsJsonAsync(new Uri(system.Order.Url, "/v1/orders"), order, stop);
                 if (response.StatusCode != HttpStatusCode.Created)
                 {
                     Interlocked.Increment(ref _aborted);
@@ -43,8 +43,8 @@ public sealed class OrderLoad : IAsyncDisposable
 
                 Interlocked.Increment(ref _committed);
                 var placed = await response.Content.ReadFromJsonAsync<JsonElement>(stop);
-                using var complete = new HttpRequestMessage(HttpMethod.Post, new Uri(system.DeliveryUrl, $"/v1/deliveries/{placed.GetProperty("transactionId").GetString()}/complete"));
-                complete.Headers.Authorization = new AuthenticationHeaderValue("Bearer", ThreeServices.Secret);
+                using var complete = new HttpRequestMessage(HttpMethod.Post, new Uri(system.Delivery.Url, $"/v1/deliveries/{placed.GetProperty("transactionId").GetString()}/complete"));
+                complete.Headers.Authorization = new AuthenticationHeaderValue("Bearer", system.Secret);
                 using var completed = await _http.SendAsync(complete, stop);
             }
             catch (Exception e) when (e is HttpRequestException || (e is OperationCanceledException && !stop.IsCancellationRequested))

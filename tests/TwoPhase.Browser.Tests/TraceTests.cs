@@ -12,10 +12,10 @@ public sealed class TraceTests
     public async Task OneOrder_TraceHasSpansFromAllThreeServices()
     {
         // Every span goes to standard output too, where the test can find it by trace id.
-        await using var system = await ThreeServices.StartAsync(new Dictionary<string, string> { ["Telemetry__ConsoleExporter"] = "true" });
+        await using var system = await BrowserSystem.StartAsync(new Dictionary<string, string> { ["Telemetry__ConsoleExporter"] = "true" });
         var traceId = ActivityTraceId.CreateRandom().ToHexString();
         using var http = new HttpClient();
-        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(system.OrderUrl, "/v1/orders"))
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(system.Order.Url, "/v1/orders"))
         {
             Content = JsonContent.Create(new { items = new[] { new { sku = "widget", quantity = 1 } } }),
         };
@@ -24,21 +24,21 @@ public sealed class TraceTests
         using var response = await http.SendAsync(request);
         Assert.True(response.StatusCode == HttpStatusCode.Created, $"the order did not commit: {await response.Content.ReadAsStringAsync()}");
 
-        var expected = new Dictionary<string, string>
+        var expected = new Dictionary<ServiceKind, string>
         {
-            ["OrderService"] = "twophase prepare",
-            ["StorageService"] = "twophase participant prepare",
-            ["DeliveryService"] = "twophase participant commit",
+            [ServiceKind.Order] = "twophase prepare",
+            [ServiceKind.Storage] = "twophase participant prepare",
+            [ServiceKind.Delivery] = "twophase participant commit",
         };
         var waited = Stopwatch.StartNew();
-        while (expected.Any(e => !HasSpan(system.OutputOf(e.Key), traceId, e.Value)) && waited.Elapsed < TimeSpan.FromSeconds(20))
+        while (expected.Any(e => !HasSpan(system[e.Key].ReadLog(), traceId, e.Value)) && waited.Elapsed < TimeSpan.FromSeconds(20))
         {
             await Task.Delay(100);
         }
 
         foreach (var (service, span) in expected)
         {
-            Assert.True(HasSpan(system.OutputOf(service), traceId, span), $"{service} printed no '{span}' span of trace {traceId}:\n{system.OutputOf(service)}");
+            Assert.True(HasSpan(system[service].ReadLog(), traceId, span), $"{service} printed no '{span}' span of trace {traceId}:\n{system[service].ReadLog()}");
         }
     }
 

@@ -1,5 +1,5 @@
 using TwoPhase.Cli.Audit;
-using TwoPhase.Cli.Hosting;
+using TwoPhase.Harness;
 
 namespace TwoPhase.Cli.Chaos;
 
@@ -80,20 +80,20 @@ public static class ChaosChecks
     }
 
     /// <summary>No service logged a protocol violation (a COMMIT for a transaction not prepared, an ABORT after a commit).</summary>
-    public static InvariantResult ProtocolViolationsLogged(IEnumerable<ServiceHost> hosts)
+    public static InvariantResult ProtocolViolationsLogged(IEnumerable<ServiceProcess> services)
     {
         var count = 0;
         var listed = new List<string>();
-        foreach (var host in hosts)
+        foreach (var service in services)
         {
-            foreach (var line in ReadLines(host.LogPath))
+            foreach (var line in service.ReadLog().Split('\n'))
             {
                 if (line.Contains("protocol violation", StringComparison.OrdinalIgnoreCase))
                 {
                     count++;
                     if (listed.Count < MaxListed)
                     {
-                        listed.Add($"{host.Kind.ShortName()}: {(line.Length > 300 ? line[..300] + "..." : line)}");
+                        listed.Add($"{service.Kind.ShortName()}: {(line.Length > 300 ? line[..300] + "..." : line)}");
                     }
                 }
             }
@@ -101,21 +101,5 @@ public static class ChaosChecks
 
         return new InvariantResult("no protocol violation logged",
             "no service logged a refused COMMIT or ABORT (a message that contradicts its ledger)", count, listed);
-    }
-
-    private static IEnumerable<string> ReadLines(string path)
-    {
-        if (!File.Exists(path))
-        {
-            yield break;
-        }
-
-        // The service may still hold the file open for writing.
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        using var reader = new StreamReader(stream);
-        while (reader.ReadLine() is { } line)
-        {
-            yield return line;
-        }
     }
 }

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using TwoPhase.Cli.Hosting;
 using TwoPhase.Harness;
 
 namespace TwoPhase.Cli.Chaos;
@@ -60,10 +59,7 @@ public sealed record ChaosTimings
 }
 
 /// <summary>What the monkey can hit: the services, their own PostgreSQL clusters (none on SQLite), the proxies on the coordinator's links.</summary>
-public sealed record ChaosTargets(
-    SystemUnderTest System,
-    IReadOnlyDictionary<ServiceKind, PostgresCluster> Clusters,
-    IReadOnlyDictionary<ServiceKind, FaultProxy> Proxies);
+public sealed record ChaosTargets(ReferenceSystem System, IReadOnlyDictionary<ServiceKind, PostgresCluster> Clusters);
 
 /// <summary>
 /// Walks the fault plan against a running system: waits until the load reaches each planned order, injects the
@@ -172,7 +168,7 @@ public sealed class ChaosMonkey(ChaosTargets targets, IReadOnlyList<PlannedFault
 
             case Nemesis.MessageFault:
             {
-                var proxy = targets.Proxies[fault.Target];
+                var proxy = targets.System.Proxy(fault.Target);
                 var window = Between(timings.MinWindow, timings.MaxWindow);
                 var delay = Between(timings.MinMessageDelay, timings.MaxMessageDelay);
                 var armed = proxy.Arm(fault.Message!.Value, random.Next(1, timings.MaxRequestsPerMessageFault + 1), window, delay);

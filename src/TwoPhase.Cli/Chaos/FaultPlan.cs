@@ -1,4 +1,3 @@
-using TwoPhase.Cli.Hosting;
 using TwoPhase.Harness;
 
 namespace TwoPhase.Cli.Chaos;

@@ -1,10 +1,9 @@
 using System.CommandLine;
-using System.Globalization;
 using Spectre.Console;
 using TwoPhase.Cli.Api;
 using TwoPhase.Cli.Audit;
 using TwoPhase.Cli.Bench;
-using TwoPhase.Cli.Hosting;
+using TwoPhase.Harness;
 using TwoPhase.Cli.Rendering;
 
 namespace TwoPhase.Cli.Commands;
@@ -151,207 +150,187 @@ internal static class BenchCommand
 
         var runs = new List<WorkloadRun>();
         WindowResult? bound = null;
-        SystemUnderTest? system = null;
-        void KillOnExit(object? sender, EventArgs e) => system?.KillAllNow();
-        AppDomain.CurrentDomain.ProcessExit += KillOnExit;
-        try
+        ReferenceSystem? system = null;
+        using var exit = CommandSupport.OnProcessExit(() => system?.KillAllNow());
+        return await CommandSupport.GuardAsync(console, async () =>
         {
-            PostgresServer? server = null;
-            if (settings.Postgres is { } pg)
+            try
             {
-                server = await PostgresServer.InspectAsync(pg, ct);
-                console.MarkupLine($"PostgreSQL {Markup.Escape(server.Version)}: fsync={server.Fsync}, synchronous_commit={server.SynchronousCommit}, " +
-                                   (server.PostmasterPid is { } pm ? $"postmaster pid {pm} (CPU measured)" : "[yellow]postmaster not visible here (PostgreSQL CPU n/a)[/]"));
-                if (!server.Durable && !settings.AllowNonDurable)
+                PostgresServer? server = null;
+                if (settings.Postgres is { } pg)
                 {
-                    console.MarkupLine("[red]The server does not commit durably (fsync and synchronous_commit must be on); pass --allow-non-durable to run anyway.[/]");
-                    return ExitCodes.SetupFailed;
-                }
-            }
-
-            var machine = MachineInfo.Read(server?.Version);
-            console.MarkupLine($"Machine: {Markup.Escape(machine.Cpu)}, {machine.Cores} cores, {machine.MemoryGiB} GiB, load average {machine.LoadAverageAtStart}. Logs: {Markup.Escape(runFolder)}");
-
-            string? repoRoot = null;
-            if (given is null)
-            {
-                repoRoot = settings.Repo is not null ? Path.GetFullPath(settings.Repo) : RepoLocator.FindRepoRoot();
-                if (repoRoot is null || !Directory.Exists(Path.Combine(repoRoot, "src")))
-                {
-                    console.MarkupLine($"[red]Cannot find the repository (no {RepoLocator.SolutionFile} above {Markup.Escape(Directory.GetCurrentDirectory())}); pass --repo.[/]");
-                    return ExitCodes.SetupFailed;
-                }
-
-                if (RepoLocator.BuildConfiguration != Release)
-                {
-                    console.MarkupLine($"[yellow]This CLI is a {RepoLocator.BuildConfiguration} build; the services still run in Release. Use `dotnet run -c Release` for a Release load generator.[/]");
-                }
-
-                if (!settings.NoBuild)
-                {
-                    var buildLog = Path.Combine(runFolder, "build.log");
-                    await console.Status().StartAsync($"Building the services (Release); log: {Markup.Escape(buildLog)}",
-                        _ => ServiceBuilder.BuildAsync(repoRoot, Release, buildLog, DotnetHost.Path, ct));
-                }
-            }
-            else
-            {
-                // One system for all workloads: one catalog, and couriers for the busiest workload.
-                var seeder = new HttpBench(http, given, settings.Secret, runTag);
-                await seeder.SeedAsync(new BenchCatalog(runTag), settings.Overload ? OverloadCouriers : workloads.Max(w => w.Couriers), runTag, ct);
-            }
-
-            for (var i = 0; i < workloads.Count; i++)
-            {
-                var workload = workloads[i];
-                console.MarkupLine($"[bold]{workload.Name}[/] at concurrency {workload.Concurrency}: {settings.Warmup.TotalSeconds:0} s warm-up, {settings.Duration.TotalSeconds:0} s measured (load average {MachineInfo.LoadAverage()})");
-                PostgresDatabases? databases = null;
-                try
-                {
-                    ServiceEndpoints endpoints;
-                    CpuMeter cpu;
-                    if (given is null)
+                    server = await PostgresServer.InspectAsync(pg, ct);
+                    console.MarkupLine($"PostgreSQL {Markup.Escape(server.Version)}: fsync={server.Fsync}, synchronous_commit={server.SynchronousCommit}, " +
+                                       (server.PostmasterPid is { } pm ? $"postmaster pid {pm} (CPU measured)" : "[yellow]postmaster not visible here (PostgreSQL CPU n/a)[/]"));
+                    if (!server.Durable && !settings.AllowNonDurable)
                     {
-                        databases = await PostgresDatabases.CreateAsync(settings.Postgres!, $"twophase_bench_{runId}_{i}", ct);
-                        system = StartOptions(repoRoot!, databases, Path.Combine(runFolder, $"{i}-{workload.Name}-{workload.Concurrency}"), http, settings.AllowNonDurable);
-                        var sut = system;
-                        await console.Status().StartAsync("Starting the services (fresh databases)...", _ => sut.StartAsync(ct));
-                        endpoints = new ServiceEndpoints(sut.UrlOf(ServiceKind.Order), sut.UrlOf(ServiceKind.Storage), sut.UrlOf(ServiceKind.Delivery));
-                        cpu = new CpuMeter()
-                            .AddProcess("order", sut[ServiceKind.Order].ProcessId)
-                            .AddProcess("storage", sut[ServiceKind.Storage].ProcessId)
-                            .AddProcess("delivery", sut[ServiceKind.Delivery].ProcessId);
+                        console.MarkupLine("[red]The server does not commit durably (fsync and synchronous_commit must be on); pass --allow-non-durable to run anyway.[/]");
+                        return ExitCodes.SetupFailed;
                     }
-                    else
+                }
+
+                var machine = MachineInfo.Read(server?.Version);
+                console.MarkupLine($"Machine: {Markup.Escape(machine.Cpu)}, {machine.Cores} cores, {machine.MemoryGiB} GiB, load average {machine.LoadAverageAtStart}. Logs: {Markup.Escape(runFolder)}");
+
+                string? repoRoot = null;
+                if (given is null)
+                {
+                    repoRoot = settings.Repo is not null ? Path.GetFullPath(settings.Repo) : RepoLocator.FindRepoRoot();
+                    if (repoRoot is null || !Directory.Exists(Path.Combine(repoRoot, "src")))
                     {
-                        endpoints = given;
-                        cpu = new CpuMeter()
-                            .AddProcess("order", LocalPid(given.Order))
-                            .AddProcess("storage", LocalPid(given.Storage))
-                            .AddProcess("delivery", LocalPid(given.Delivery));
+                        console.MarkupLine($"[red]Cannot find the repository (no {RepoLocator.SolutionFile} above {Markup.Escape(Directory.GetCurrentDirectory())}); pass --repo.[/]");
+                        return ExitCodes.SetupFailed;
                     }
 
-                    cpu.AddPostgres("postgres", server?.PostmasterPid).AddSelf("bench");
-                    var secret = system?.Options.Secret ?? settings.Secret;
-                    var bench = new HttpBench(http, endpoints, secret, $"{runTag}-{i}", settings.Overload ? OverloadRequestTimeout : null);
-                    var catalog = new BenchCatalog(runTag);
-                    if (given is null)
+                    if (RepoLocator.BuildConfiguration != Release)
                     {
-                        await bench.SeedAsync(catalog, settings.Overload ? OverloadCouriers : workload.Couriers, runTag, ct);
+                        console.MarkupLine($"[yellow]This CLI is a {RepoLocator.BuildConfiguration} build; the services still run in Release. Use `dotnet run -c Release` for a Release load generator.[/]");
                     }
 
-                    if (settings.Overload)
+                    if (!settings.NoBuild)
                     {
-                        return await RunOverloadAsync(console, workload, catalog, settings, cpu, bench, new ServiceSnapshotReader(http, endpoints, secret), $"{runTag}-{i}", ct);
+                        var buildLog = Path.Combine(runFolder, "build.log");
+                        await console.Status().StartAsync($"Building the services (Release); log: {Markup.Escape(buildLog)}",
+                            _ => ServiceBuilder.BuildAsync(repoRoot, Release, buildLog, DotnetHost.Path, ct));
                     }
-
-                    var result = await RunWorkloadAsync(workload, catalog, settings, cpu, bench.PlaceAsync, bench.CompleteAsync, $"{runTag}-{i}", ct);
-                    var audit = await AuditAsync(console, new ServiceSnapshotReader(http, endpoints, secret), [.. bench.Answers], settings.QuietTimeout, ct);
-                    var run = new WorkloadRun(workload, result, audit);
-                    runs.Add(run);
-                    PrintLine(console, run);
                 }
-                finally
+                else
                 {
-                    if (system is not null)
-                    {
-                        await system.DisposeAsync();
-                        system = null;
-                    }
+                    // One system for all workloads: one catalog, and couriers for the busiest workload.
+                    var seeder = new HttpBench(http, given, settings.Secret, runTag);
+                    await seeder.SeedAsync(new BenchCatalog(runTag), settings.Overload ? OverloadCouriers : workloads.Max(w => w.Couriers), runTag, ct);
+                }
 
-                    await DropAsync(console, databases);
+                for (var i = 0; i < workloads.Count; i++)
+                {
+                    var workload = workloads[i];
+                    console.MarkupLine($"[bold]{workload.Name}[/] at concurrency {workload.Concurrency}: {settings.Warmup.TotalSeconds:0} s warm-up, {settings.Duration.TotalSeconds:0} s measured (load average {MachineInfo.LoadAverage()})");
+                    try
+                    {
+                        ServiceEndpoints endpoints;
+                        CpuMeter cpu;
+                        if (given is null)
+                        {
+                            system = StartOptions(repoRoot!, settings, $"twophase_bench_{runId}_{i}", Path.Combine(runFolder, $"{i}-{workload.Name}-{workload.Concurrency}"));
+                            var sut = system;
+                            await console.Status().StartAsync("Starting the services (fresh databases)...", _ => sut.StartAsync(ct));
+                            endpoints = new ServiceEndpoints(sut.UrlOf(ServiceKind.Order), sut.UrlOf(ServiceKind.Storage), sut.UrlOf(ServiceKind.Delivery));
+                            cpu = new CpuMeter()
+                                .AddProcess("order", sut.Order.ProcessId)
+                                .AddProcess("storage", sut.Storage.ProcessId)
+                                .AddProcess("delivery", sut.Delivery.ProcessId);
+                        }
+                        else
+                        {
+                            endpoints = given;
+                            cpu = new CpuMeter()
+                                .AddProcess("order", LocalPid(given.Order))
+                                .AddProcess("storage", LocalPid(given.Storage))
+                                .AddProcess("delivery", LocalPid(given.Delivery));
+                        }
+
+                        cpu.AddPostgres("postgres", server?.PostmasterPid).AddSelf("bench");
+                        var secret = system?.Secret ?? settings.Secret;
+                        var bench = new HttpBench(http, endpoints, secret, $"{runTag}-{i}", settings.Overload ? OverloadRequestTimeout : null);
+                        var catalog = new BenchCatalog(runTag);
+                        if (given is null)
+                        {
+                            await bench.SeedAsync(catalog, settings.Overload ? OverloadCouriers : workload.Couriers, runTag, ct);
+                        }
+
+                        if (settings.Overload)
+                        {
+                            return await RunOverloadAsync(console, workload, catalog, settings, cpu, bench, new ServiceSnapshotReader(http, endpoints, secret), $"{runTag}-{i}", ct);
+                        }
+
+                        var result = await RunWorkloadAsync(workload, catalog, settings, cpu, bench.PlaceAsync, bench.CompleteAsync, $"{runTag}-{i}", ct);
+                        var audit = await AuditAsync(console, new ServiceSnapshotReader(http, endpoints, secret), [.. bench.Answers], settings.QuietTimeout, ct);
+                        var run = new WorkloadRun(workload, result, audit);
+                        runs.Add(run);
+                        PrintLine(console, run);
+                    }
+                    finally
+                    {
+                        // The databases go with the system: each workload starts on fresh ones.
+                        if (system is not null)
+                        {
+                            await system.DisposeAsync();
+                            system = null;
+                        }
+                    }
+                }
+
+                if (!settings.NoBound && settings.Postgres is { } boundPg)
+                {
+                    bound = await RunBoundAsync(console, boundPg, runId, runTag, server!, settings, ct);
+                }
+                else if (!settings.NoBound)
+                {
+                    console.MarkupLine("[yellow]No --postgres: the direct bound is skipped.[/]");
+                }
+
+                console.WriteLine();
+                Console.Out.Write(BenchReport.Table(runs, bound));
+                if (BenchReport.Ratio(runs, bound) is { } ratio)
+                {
+                    console.MarkupLine($"Real plentiful at concurrency {bound!.Concurrency} reaches [bold]{ratio:P0}[/] of the bound ({bound.CommittedPerSecond:0} committed/s).");
+                }
+
+                console.MarkupLine($"Machine: {Markup.Escape(machine.Cpu)}, {machine.Cores} cores; load average at start {machine.LoadAverageAtStart}, at end {MachineInfo.LoadAverage()}.");
+                if (settings.Json is { } file)
+                {
+                    var settingsDoc = new
+                    {
+                        mode = given is null ? "started" : "urls",
+                        durationSeconds = settings.Duration.TotalSeconds,
+                        warmupSeconds = settings.Warmup.TotalSeconds,
+                        postgres = server is null ? null : new { server.Version, server.Fsync, server.SynchronousCommit },
+                        loadAverageAtEnd = MachineInfo.LoadAverage(),
+                    };
+                    await BenchReport.WriteJsonAsync(file, machine, settingsDoc, runs, bound, ct);
+                    console.MarkupLine($"JSON written to {Markup.Escape(file.FullName)}");
+                }
+
+                var failed = runs.Where(r => r.Audit != "clean" || r.TotalErrors > 0).Select(r => $"{r.Workload.Name}@{r.Workload.Concurrency}").ToList();
+                if (bound is { Errors: > 0 } or { CompletionErrors: > 0 })
+                {
+                    failed.Add("bound");
+                }
+
+                if (failed.Count > 0)
+                {
+                    console.MarkupLine($"[red bold]FAIL[/]: audit violations or errors in {Markup.Escape(string.Join(", ", failed))}.");
+                    return ExitCodes.Failed;
+                }
+
+                return ExitCodes.Ok;
+            }
+            finally
+            {
+                if (system is not null)
+                {
+                    await system.DisposeAsync();
                 }
             }
-
-            if (!settings.NoBound && settings.Postgres is { } boundPg)
-            {
-                bound = await RunBoundAsync(console, boundPg, runId, runTag, server!, settings, ct);
-            }
-            else if (!settings.NoBound)
-            {
-                console.MarkupLine("[yellow]No --postgres: the direct bound is skipped.[/]");
-            }
-
-            console.WriteLine();
-            Console.Out.Write(BenchReport.Table(runs, bound));
-            if (BenchReport.Ratio(runs, bound) is { } ratio)
-            {
-                console.MarkupLine($"Real plentiful at concurrency {bound!.Concurrency} reaches [bold]{ratio:P0}[/] of the bound ({bound.CommittedPerSecond:0} committed/s).");
-            }
-
-            console.MarkupLine($"Machine: {Markup.Escape(machine.Cpu)}, {machine.Cores} cores; load average at start {machine.LoadAverageAtStart}, at end {MachineInfo.LoadAverage()}.");
-            if (settings.Json is { } file)
-            {
-                var settingsDoc = new
-                {
-                    mode = given is null ? "started" : "urls",
-                    durationSeconds = settings.Duration.TotalSeconds,
-                    warmupSeconds = settings.Warmup.TotalSeconds,
-                    postgres = server is null ? null : new { server.Version, server.Fsync, server.SynchronousCommit },
-                    loadAverageAtEnd = MachineInfo.LoadAverage(),
-                };
-                await BenchReport.WriteJsonAsync(file, machine, settingsDoc, runs, bound, ct);
-                console.MarkupLine($"JSON written to {Markup.Escape(file.FullName)}");
-            }
-
-            var failed = runs.Where(r => r.Audit != "clean" || r.TotalErrors > 0).Select(r => $"{r.Workload.Name}@{r.Workload.Concurrency}").ToList();
-            if (bound is { Errors: > 0 } or { CompletionErrors: > 0 })
-            {
-                failed.Add("bound");
-            }
-
-            if (failed.Count > 0)
-            {
-                console.MarkupLine($"[red bold]FAIL[/]: audit violations or errors in {Markup.Escape(string.Join(", ", failed))}.");
-                return ExitCodes.Failed;
-            }
-
-            return ExitCodes.Ok;
-        }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
-        {
-            console.MarkupLine("[yellow]Interrupted.[/]");
-            return ExitCodes.Interrupted;
-        }
-        catch (Exception ex) when (ex is ServiceStartException or ApiException or HttpRequestException or Npgsql.NpgsqlException or IOException)
-        {
-            console.MarkupLine($"[red]{Markup.Escape(ex.Message)}[/]");
-            return ExitCodes.SetupFailed;
-        }
-        finally
-        {
-            if (system is not null)
-            {
-                await system.DisposeAsync();
-            }
-
-            AppDomain.CurrentDomain.ProcessExit -= KillOnExit;
-        }
+        }, ct);
     }
 
-    private static SystemUnderTest StartOptions(string repoRoot, PostgresDatabases databases, string logFolder, HttpClient http, bool allowNonDurable) =>
-        new(
-            new SystemUnderTestOptions
-            {
-                RepoRoot = repoRoot,
-                Configuration = Release,
-                Ports = PortAllocator.PickFree(),
-                Databases = databases.ConnectionStrings.ToDictionary(kv => kv.Key, kv => DatabaseSetup.Postgres(kv.Value)),
-                Secret = SystemUnderTest.NewSecret(),
-                LogFolder = logFolder,
-                ExtraEnvironment = new Dictionary<string, string>(StringComparer.Ordinal)
-                {
-                    ["Database__MaxPoolSize"] = databases.PoolSizePerService.ToString(CultureInfo.InvariantCulture),
-                    // --allow-non-durable: the services refuse a server with fsync=off unless told the same.
-                    ["Database__AllowUnsafeFsyncOff"] = allowNonDurable ? "true" : "false",
-                    // Information-level request logs would measure the console, not the protocol.
-                    ["Logging__LogLevel__Default"] = "Warning",
-                    // The runtime's JIT settings are the defaults (tiered, with dynamic PGO); the warm-up gives them
-                    // time to reach the steady state (docs/performance.md). DOTNET_* variables set for the bench
-                    // are inherited by the services, to compare other settings.
-                },
-            },
-            http);
+    private static ReferenceSystem StartOptions(string repoRoot, BenchSettings settings, string databasePrefix, string folder) =>
+        new(new SystemOptions
+        {
+            RepoRoot = repoRoot,
+            Configuration = Release,
+            Folder = folder,
+            Store = Store.Postgres,
+            PostgresServer = settings.Postgres,
+            DatabasePrefix = databasePrefix,
+            // Information-level request logs would measure the console, not the protocol.
+            LogLevel = "Warning",
+            // --allow-non-durable: the services refuse a server with fsync=off unless told the same. The runtime's JIT
+            // settings are the defaults (tiered, with dynamic PGO); the warm-up gives them time to reach the steady state
+            // (docs/performance.md). DOTNET_* variables set for the bench are inherited by the services, to compare other settings.
+            ExtraEnvironment = new Dictionary<string, string>(StringComparer.Ordinal) { ["Database__AllowUnsafeFsyncOff"] = settings.AllowNonDurable ? "true" : "false" },
+        });
 
     private static Task<WindowResult> RunWorkloadAsync(
         Workload workload,

@@ -1,14 +1,12 @@
 using System.CommandLine;
 using System.Diagnostics;
-using System.Globalization;
 using Spectre.Console;
 using TwoPhase.Cli.Api;
 using TwoPhase.Cli.Audit;
 using TwoPhase.Cli.Chaos;
-using TwoPhase.Cli.Hosting;
+using TwoPhase.Harness;
 using TwoPhase.Cli.Load;
 using TwoPhase.Cli.Rendering;
-using TwoPhase.Harness;
 
 namespace TwoPhase.Cli.Commands;
 
@@ -27,29 +25,8 @@ internal static class ChaosCommand
     private const int FirstBasePort = 18100;
     private const int BasePortTries = 50;
 
-    /// <summary>
-    /// Recovery settings tighter than the defaults (DESIGN §2: recovery scan 1 s, in-doubt after 5 s,
-    /// retries capped at 5 s), so that the system converges within seconds of the last restart.
-    /// </summary>
-    private static readonly IReadOnlyDictionary<ServiceKind, IReadOnlyDictionary<string, string>> RecoverySettings =
-        new Dictionary<ServiceKind, IReadOnlyDictionary<string, string>>
-        {
-            [ServiceKind.Order] = new Dictionary<string, string>(StringComparer.Ordinal)
-            {
-                ["Coordinator__RecoveryIntervalMs"] = "250",
-                ["Coordinator__RetryMaxDelayMs"] = "1000",
-                ["Coordinator__PrepareDeadlineMs"] = "2000",
-            },
-            [ServiceKind.Delivery] = ParticipantRecovery(),
-            [ServiceKind.Storage] = ParticipantRecovery(),
-        };
-
-    private static Dictionary<string, string> ParticipantRecovery() => new(StringComparer.Ordinal)
-    {
-        ["Participant__InDoubtAfterMs"] = "1000",
-        ["Participant__CheckIntervalMs"] = "250",
-        ["Participant__RetryMaxDelayMs"] = "1000",
-    };
+    // Shorter than the pauses (DESIGN §2 default), so that a pause of a participant aborts what it held up.
+    private const int PrepareDeadlineMs = 2000;
 
     public static Command Create()
     {
@@ -216,179 +193,133 @@ internal static class ChaosCommand
         }
 
         var (repoRoot, runId, runFolder) = place;
-        var configuration = RepoLocator.BuildConfiguration;
-
         // Load, readiness probes, convergence polls and the dispatcher share one pool.
         using var http = HttpClients.Create(settings.Concurrency + 32);
-        PostgresDatabases? databases = null;
         PostgresClusters? clusters = null;
-        SystemUnderTest? system = null;
-        var proxies = new Dictionary<ServiceKind, FaultProxy>();
-        void KillOnExit(object? sender, EventArgs e)
+        ReferenceSystem? system = null;
+        using var exit = CommandSupport.OnProcessExit(() =>
         {
             system?.KillAllNow();
             clusters?.StopNow();
-        }
-
-        AppDomain.CurrentDomain.ProcessExit += KillOnExit;
-        try
+        });
+        return await CommandSupport.GuardAsync(console, async () =>
         {
-            if (!settings.NoBuild)
+            try
             {
-                await CommandSupport.BuildServicesAsync(console, place, configuration, ct);
-            }
+                if (!settings.NoBuild)
+                {
+                    await CommandSupport.BuildServicesAsync(console, place, RepoLocator.BuildConfiguration, ct);
+                }
 
-            var ports = ChoosePorts(console, settings.BasePort);
-            if (ports is null)
-            {
-                return ExitCodes.SetupFailed;
-            }
+                if (CommandSupport.ChoosePorts(console, settings.BasePort, FirstBasePort, BasePortTries) is not { } ports)
+                {
+                    return ExitCodes.SetupFailed;
+                }
 
-            IReadOnlyDictionary<ServiceKind, DatabaseSetup> stores;
-            var extraEnvironment = new Dictionary<string, string>(StringComparer.Ordinal);
-            string storeText;
-            switch (settings.Postgres)
-            {
-                case PostgresStore.Clusters:
+                if (settings.Postgres is PostgresStore.Clusters)
+                {
                     clusters = await console.Status().StartAsync("Creating three PostgreSQL clusters (initdb)...",
                         _ => PostgresClusters.CreateAsync(runFolder, settings.PostgresPort, ct));
-                    stores = clusters.ConnectionStrings.ToDictionary(kv => kv.Key, kv => DatabaseSetup.Postgres(kv.Value));
-                    storeText = $"PostgreSQL, a throwaway cluster per service (fsync and synchronous_commit on): {clusters.Describe()}";
-                    break;
-                case PostgresStore.Server(var pg):
-                    databases = await PostgresDatabases.CreateAsync(pg, $"twophase_chaos_{runId}", ct);
-                    stores = databases.ConnectionStrings.ToDictionary(kv => kv.Key, kv => DatabaseSetup.Postgres(kv.Value));
-                    // As in the demo: three services' pools must fit the server's connection limit, also
-                    // while a killed service's connections are still being torn down by the server.
-                    extraEnvironment["Database__MaxPoolSize"] = databases.PoolSizePerService.ToString(CultureInfo.InvariantCulture);
-                    storeText = $"PostgreSQL, one server: {string.Join(", ", databases.Names.Values)} (pool {databases.PoolSizePerService} per service)";
-                    break;
-                default:
-                    stores = ServiceKinds.All.ToDictionary(k => k, k => DatabaseSetup.Sqlite(runFolder, k));
-                    storeText = $"SQLite files in {runFolder}";
-                    break;
-            }
+                }
 
-            // The coordinator reaches each participant through a proxy of ours, which the message faults arm.
-            var direct = new SystemUnderTestOptions { RepoRoot = repoRoot, Ports = ports, Databases = stores, Secret = "", LogFolder = runFolder };
-            foreach (var participant in new[] { ServiceKind.Storage, ServiceKind.Delivery })
-            {
-                proxies[participant] = await FaultProxy.StartAsync(direct.UrlOf(participant), new FaultProxyOptions { RecordLimit = 0 }, ct);
-            }
-
-            var secret = SystemUnderTest.NewSecret();
-            system = new SystemUnderTest(
-                direct with
+                // The coordinator reaches each participant through a proxy of ours, which the message faults arm.
+                system = new ReferenceSystem(new SystemOptions
                 {
-                    Configuration = configuration,
-                    Secret = secret,
-                    ExtraEnvironment = extraEnvironment,
-                    ServiceEnvironment = RecoverySettings,
-                    ParticipantUrls = proxies.ToDictionary(kv => kv.Key, kv => kv.Value.Url),
-                },
-                http);
-            var sut = system;
-            var timings = new ChaosTimings { MaxDown = settings.MaxDown, MaxChaos = settings.MaxChaos, OrdersWhileDown = Math.Max(1, settings.Concurrency / 2) };
-            var retry = new ClientRetryPolicy();
-            var plan = FaultPlan.Create(settings.Orders, settings.Faults, new Random(settings.RandomSeed));
-            var seedPlan = SeedPlan.ForOrders(settings.Orders);
-            ChaosReport.PrintSettings(console, SettingsRows(settings, storeText, ports, proxies, timings, retry, seedPlan));
+                    RepoRoot = repoRoot,
+                    Ports = ports,
+                    Folder = runFolder,
+                    Store = settings.Postgres is PostgresStore.None ? Store.Sqlite : Store.Postgres,
+                    PostgresServer = (settings.Postgres as PostgresStore.Server)?.ConnectionString,
+                    PostgresServers = clusters?.Servers ?? new Dictionary<ServiceKind, string>(),
+                    DatabasePrefix = $"twophase_chaos_{runId}",
+                    KeepDatabases = true,
+                    Proxied = new HashSet<ServiceKind> { ServiceKind.Storage, ServiceKind.Delivery },
+                    ProxyOptions = new FaultProxyOptions { RecordLimit = 0 },
+                    PrepareDeadlineMs = PrepareDeadlineMs,
+                    Recovery = RecoverySettings.Chaos,
+                });
+                var sut = system;
+                var timings = new ChaosTimings { MaxDown = settings.MaxDown, MaxChaos = settings.MaxChaos, OrdersWhileDown = Math.Max(1, settings.Concurrency / 2) };
+                var retry = new ClientRetryPolicy();
+                var plan = FaultPlan.Create(settings.Orders, settings.Faults, new Random(settings.RandomSeed));
+                var seedPlan = SeedPlan.ForOrders(settings.Orders);
+                await console.Status().StartAsync("Starting the services...", _ => sut.StartAsync(ct));
+                ChaosReport.PrintSettings(console, SettingsRows(settings, StoreText(sut, clusters), sut, timings, retry, seedPlan));
+                var endpoints = new ServiceEndpoints(sut.UrlOf(ServiceKind.Order), sut.UrlOf(ServiceKind.Storage), sut.UrlOf(ServiceKind.Delivery));
+                await console.Status().StartAsync("Seeding products and couriers...",
+                    _ => new Seeder(http, endpoints.Storage, endpoints.Delivery, sut.Secret).SeedAsync(seedPlan, ct));
 
-            await console.Status().StartAsync("Starting the services...", _ => sut.StartAsync(ct));
-            var endpoints = new ServiceEndpoints(sut.UrlOf(ServiceKind.Order), sut.UrlOf(ServiceKind.Storage), sut.UrlOf(ServiceKind.Delivery));
-            await console.Status().StartAsync("Seeding products and couriers...",
-                _ => new Seeder(http, endpoints.Storage, endpoints.Delivery, secret).SeedAsync(seedPlan, ct));
+                var generator = new LoadGenerator(http, new LoadOptions
+                {
+                    OrderUrl = endpoints.Order,
+                    Orders = settings.Orders,
+                    Concurrency = settings.Concurrency,
+                    RandomSeed = settings.RandomSeed,
+                    RunTag = "chaos-" + runId.Replace('_', '-'),
+                    RequestTimeout = retry.RequestTimeout,
+                });
+                var gate = new LoadGate(plan.Count > 0 ? plan[0].AfterOrder : int.MaxValue);
+                var clock = Stopwatch.StartNew();
+                var monkey = new ChaosMonkey(new ChaosTargets(sut, clusters?.Clusters ?? new Dictionary<ServiceKind, PostgresCluster>()), plan, gate, timings, new Random(settings.RandomSeed + 1), clock);
+                await using var dispatcher = new CourierDispatcher(http, endpoints.Delivery, sut.Secret);
 
-            var generator = new LoadGenerator(http, new LoadOptions
-            {
-                OrderUrl = endpoints.Order,
-                Orders = settings.Orders,
-                Concurrency = settings.Concurrency,
-                RandomSeed = settings.RandomSeed,
-                RunTag = "chaos-" + runId.Replace('_', '-'),
-                RequestTimeout = retry.RequestTimeout,
-            });
-            var gate = new LoadGate(plan.Count > 0 ? plan[0].AfterOrder : int.MaxValue);
-            var clock = Stopwatch.StartNew();
-            var targets = new ChaosTargets(sut, clusters?.Clusters ?? new Dictionary<ServiceKind, PostgresCluster>(), proxies);
-            var monkey = new ChaosMonkey(targets, plan, gate, timings, new Random(settings.RandomSeed + 1), clock);
-            await using var dispatcher = new CourierDispatcher(http, endpoints.Delivery, secret);
+                var probe = new ConvergenceProbe(http, endpoints, sut.Secret);
+                var (load, loadEnded, leftovers) = await RunUnderChaosAsync(console, settings, plan.Count, generator, retry, gate, monkey, dispatcher, probe, clock, ct);
+                var dispatched = await dispatcher.StopAsync();
 
-            var probe = new ConvergenceProbe(http, endpoints, secret);
-            var (load, loadEnded, leftovers) = await RunUnderChaosAsync(console, settings, plan.Count, generator, retry, gate, monkey, dispatcher, probe, clock, ct);
-            var dispatched = await dispatcher.StopAsync();
+                // The load may still run on the healed system after the last fault: the convergence clock then starts
+                // when it ends (what the faults left behind is timed from the heal, by the leftovers). With no faults
+                // it starts at the end of the load: how long the system takes to settle.
+                var lastHealed = monkey.Faults.Count > 0 ? monkey.Faults.Max(f => f.HealedAt) : loadEnded;
+                var settleFrom = lastHealed > loadEnded ? lastHealed : loadEnded;
+                var converged = await console.Status().StartAsync("Waiting for convergence...", ctx =>
+                    probe.WaitAsync(clock, settleFrom, settings.ConvergeTimeout, p =>
+                        ctx.Status($"Waiting for convergence: {p.Unfinished} unfinished, {p.StoragePrepared} + {p.DeliveryPrepared} prepared{(p.Error is null ? "" : " (a service did not answer)")}..."), ct));
 
-            // The load may still run on the healed system after the last fault: the convergence clock then starts
-            // when it ends (what the faults left behind is timed from the heal, by the leftovers). With no faults
-            // it starts at the end of the load: how long the system takes to settle.
-            var lastHealed = monkey.Faults.Count > 0 ? monkey.Faults.Max(f => f.HealedAt) : loadEnded;
-            var settleFrom = lastHealed > loadEnded ? lastHealed : loadEnded;
-            var converged = await console.Status().StartAsync("Waiting for convergence...", ctx =>
-                probe.WaitAsync(clock, settleFrom, settings.ConvergeTimeout, p =>
-                    ctx.Status($"Waiting for convergence: {p.Unfinished} unfinished, {p.StoragePrepared} + {p.DeliveryPrepared} prepared{(p.Error is null ? "" : " (a service did not answer)")}..."), ct));
+                var reader = new ServiceSnapshotReader(http, endpoints, sut.Secret);
+                var snapshot = await console.Status().StartAsync("Reading the three services for the audit...",
+                    _ => reader.WaitForQuietAsync(TimeSpan.FromSeconds(30), null, ct));
 
-            var reader = new ServiceSnapshotReader(http, endpoints, secret);
-            var snapshot = await console.Status().StartAsync("Reading the three services for the audit...",
-                _ => reader.WaitForQuietAsync(TimeSpan.FromSeconds(30), null, ct));
+                ChaosReport.PrintFaults(console, monkey.Faults, settings.Faults);
+                ChaosReport.PrintOutcomes(console, load, snapshot, dispatched);
+                ChaosReport.PrintConvergence(console, lastHealed, loadEnded, leftovers, converged, settings.ConvergeBound);
 
-            ChaosReport.PrintFaults(console, monkey.Faults, settings.Faults);
-            ChaosReport.PrintOutcomes(console, load, snapshot, dispatched);
-            ChaosReport.PrintConvergence(console, lastHealed, loadEnded, leftovers, converged, settings.ConvergeBound);
-
-            // Every answer of every try: the system owes each of them, not just the last.
-            var audit = new Auditor().Check(snapshot, load.All);
-            audit = audit with
-            {
-                Results =
-                [
-                    ChaosChecks.Faults(plan, monkey.Faults, monkey.TimedOut),
-                    ChaosChecks.Convergence(leftovers, converged, settings.ConvergeBound),
-                    .. audit.Results,
-                    ChaosChecks.ProtocolViolationsLogged(sut.Hosts),
-                ],
-            };
-            ConsoleReport.PrintAudit(console, audit);
-            return audit.Passed ? ExitCodes.Ok : ExitCodes.Failed;
-        }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
-        {
-            console.MarkupLine("[yellow]Interrupted.[/]");
-            return ExitCodes.Interrupted;
-        }
-        catch (ChaosRestartException ex)
-        {
-            // A service or database that cannot come back after a fault is a finding, not a setup problem.
-            console.MarkupLine($"[red bold]{Markup.Escape(ex.Message)}[/]");
-            return ExitCodes.Failed;
-        }
-        catch (PostgresClusterException ex) when (clusters is null)
-        {
-            console.MarkupLine($"[red]{Markup.Escape(ex.Message)}[/]");
-            return ExitCodes.SetupFailed;
-        }
-        catch (Exception ex) when (ex is ServiceStartException or ApiException or HttpRequestException)
-        {
-            console.MarkupLine($"[red]{Markup.Escape(ex.Message)}[/]");
-            return ExitCodes.SetupFailed;
-        }
-        finally
-        {
-            if (system is not null)
-            {
-                await system.DisposeAsync();
-                console.MarkupLine($"Services stopped. Logs: {Markup.Escape(runFolder)}");
+                // Every answer of every try: the system owes each of them, not just the last.
+                var audit = new Auditor().Check(snapshot, load.All);
+                audit = audit with
+                {
+                    Results =
+                    [
+                        ChaosChecks.Faults(plan, monkey.Faults, monkey.TimedOut),
+                        ChaosChecks.Convergence(leftovers, converged, settings.ConvergeBound),
+                        .. audit.Results,
+                        ChaosChecks.ProtocolViolationsLogged(sut.Services),
+                    ],
+                };
+                ConsoleReport.PrintAudit(console, audit);
+                return audit.Passed ? ExitCodes.Ok : ExitCodes.Failed;
             }
-
-            foreach (var proxy in proxies.Values)
+            catch (ChaosRestartException ex)
             {
-                await proxy.DisposeAsync();
+                // A service or database that cannot come back after a fault is a finding, not a setup problem.
+                console.MarkupLine($"[red bold]{Markup.Escape(ex.Message)}[/]");
+                return ExitCodes.Failed;
             }
-
-            AppDomain.CurrentDomain.ProcessExit -= KillOnExit;
-            await DropDatabasesAsync(console, databases, settings.Keep);
-            await RemoveClustersAsync(console, clusters, settings.Keep);
-        }
+            finally
+            {
+                await CommandSupport.StopAsync(console, system, settings.Keep);
+                await RemoveClustersAsync(console, clusters, settings.Keep);
+            }
+        }, ct);
     }
+
+    private static string StoreText(ReferenceSystem system, PostgresClusters? clusters) =>
+        (clusters, system.Databases) switch
+        {
+            ({ } c, _) => $"PostgreSQL, a throwaway cluster per service (fsync and synchronous_commit on): {c.Describe()}",
+            (null, { } d) => $"PostgreSQL, one server: {string.Join(", ", d.Names.Values)} (pool {d.PoolSizePerService} per service)",
+            _ => $"SQLite files in {system.Folder}",
+        };
 
     /// <summary>The load and the monkey side by side, with a progress bar; returns the load and when its last answer came (on <paramref name="clock"/>).</summary>
     private static async Task<(ChaosLoadResult Load, TimeSpan Ended, LeftoverResult? Leftovers)> RunUnderChaosAsync(
@@ -470,40 +401,13 @@ internal static class ChaosCommand
             });
     }
 
-    /// <summary>The requested ports, or the first free trio from <see cref="FirstBasePort"/>, or any three free ports.</summary>
-    private static ServicePorts? ChoosePorts(IAnsiConsole console, int? basePort)
-    {
-        if (basePort is { } b)
-        {
-            var requested = ServicePorts.FromBase(b);
-            var busy = requested.All().Where(p => !PortAllocator.IsFree(p)).ToList();
-            if (busy.Count == 0)
-            {
-                return requested;
-            }
-
-            console.MarkupLine($"[red]Port(s) {string.Join(", ", busy)} on 127.0.0.1 are in use; choose another --base-port.[/]");
-            return null;
-        }
-
-        for (var i = 0; i < BasePortTries; i++)
-        {
-            var candidate = ServicePorts.FromBase(FirstBasePort + (i * 10));
-            if (candidate.All().All(PortAllocator.IsFree))
-            {
-                return candidate;
-            }
-        }
-
-        return PortAllocator.PickFree();
-    }
-
     private static IEnumerable<(string, string)> SettingsRows(
-        ChaosSettings s, string store, ServicePorts ports, IReadOnlyDictionary<ServiceKind, FaultProxy> proxies, ChaosTimings timings, ClientRetryPolicy retry, SeedPlan seed)
+        ChaosSettings s, string store, ReferenceSystem system, ChaosTimings timings, ClientRetryPolicy retry, SeedPlan seed)
     {
+        var ports = system.Ports;
         yield return ("store", store);
         yield return ("ports", $"order {ports.Order}, delivery {ports.Delivery}, storage {ports.Storage}; the coordinator reaches " +
-                               string.Join(" and ", proxies.Select(kv => $"{kv.Key.ShortName()} through the fault proxy on {kv.Value.Url.Port}")));
+                               string.Join(" and ", system.Proxies.Select(kv => $"{kv.Key.ShortName()} through the fault proxy on {kv.Value.Url.Port}")));
         yield return ("orders", $"{s.Orders:N0} at concurrency {s.Concurrency}, seed {s.RandomSeed}");
         yield return ("stock and couriers", $"{SeedPlan.PlentifulProducts.Count} products x {seed.PlentifulStock:N0}, {SeedPlan.ScarceSku} x {seed.ScarceStock:N0}, {seed.Couriers:N0} couriers (freed by completing deliveries)");
         var f = s.Faults;
@@ -513,13 +417,14 @@ internal static class ChaosCommand
         yield return ("  database kills", s.Postgres is PostgresStore.Clusters
             ? $"{f.DatabaseKills}: pg_ctl stop -m immediate of a service's cluster, start after a random {Ms(timings.MinDown)}-{Ms(timings.MaxDown)} pause (crash recovery)"
             : "0: only on the command's own clusters (--postgres alone); on SQLite the store dies with its service");
-        yield return ("  pauses", $"{f.Pauses}: SIGSTOP of a service for a random {Ms(timings.MinPause)}-{Ms(timings.MaxPause)}, then SIGCONT (prepare deadline 2000 ms)");
+        yield return ("  pauses", $"{f.Pauses}: SIGSTOP of a service for a random {Ms(timings.MinPause)}-{Ms(timings.MaxPause)}, then SIGCONT (prepare deadline {PrepareDeadlineMs} ms)");
         yield return ("  message faults", $"{f.MessageFaults}: on the coordinator's link to a participant, for 1-{timings.MaxRequestsPerMessageFault} requests within " +
                                           $"{Ms(timings.MinWindow)}-{Ms(timings.MaxWindow)}: drop request, drop response, duplicate, or delay by {Ms(timings.MinMessageDelay)}-{Ms(timings.MaxMessageDelay)}");
         yield return ("client retries", $"lost answers retried with the same Idempotency-Key: at most {retry.MaxAttempts} tries within {retry.Budget.TotalSeconds:0} s, {retry.RequestTimeout.TotalSeconds:0} s per try");
-        foreach (var (kind, env) in RecoverySettings)
+        foreach (var kind in ServiceKinds.All)
         {
-            yield return ($"{kind.ShortName()} recovery", string.Join(", ", env.Select(kv => $"{kv.Key}={kv.Value}")));
+            var env = RecoverySettings.Chaos.For(kind).Where(e => e.Value is not null).Select(e => $"{e.Key}={e.Value}");
+            yield return ($"{kind.ShortName()} recovery", string.Join(", ", env));
         }
 
         yield return ("convergence", $"must be reached within {s.ConvergeBound.TotalSeconds:0} s of the last fault's heal (polled up to {s.ConvergeTimeout.TotalSeconds:0} s)");
@@ -543,26 +448,6 @@ internal static class ChaosCommand
 
         await clusters.DisposeAsync();
         console.MarkupLine("Removed the PostgreSQL clusters.");
-    }
-
-    private static async Task DropDatabasesAsync(IAnsiConsole console, PostgresDatabases? databases, bool keep)
-    {
-        if (databases is null)
-        {
-            return;
-        }
-
-        if (keep)
-        {
-            console.MarkupLine($"Kept PostgreSQL databases: {Markup.Escape(string.Join(", ", databases.Names.Values))}");
-            return;
-        }
-
-        // Not the run's token: cleanup must still happen after Ctrl+C.
-        var problems = await databases.DropAsync(CancellationToken.None);
-        console.MarkupLine(problems.Count == 0
-            ? "Dropped the PostgreSQL databases."
-            : $"[yellow]Could not drop: {Markup.Escape(string.Join("; ", problems))}[/]");
     }
 
     private static void Between(System.CommandLine.Parsing.OptionResult result, int min, int max)

@@ -1,8 +1,10 @@
 using System.CommandLine;
 using System.Security.Cryptography;
+using Npgsql;
 using Spectre.Console;
+using TwoPhase.Cli.Api;
 using TwoPhase.Cli.Audit;
-using TwoPhase.Cli.Hosting;
+using TwoPhase.Harness;
 using TwoPhase.Cli.Load;
 using TwoPhase.Cli.Rendering;
 
@@ -130,6 +132,96 @@ internal static class CommandSupport
             _ => ServiceBuilder.BuildAsync(place.RepoRoot, configuration, buildLog, DotnetHost.Path, ct));
     }
 
+    /// <summary>
+    /// The requested ports if free (else null, said out loud); otherwise the first free trio of <paramref name="tries"/> from
+    /// <paramref name="firstBase"/> (order on the base, delivery and storage on the next two); otherwise three free ports.
+    /// Chosen after the build, right before the start: a build takes long enough for something else to take a port.
+    /// </summary>
+    public static ServicePorts? ChoosePorts(IAnsiConsole console, int? basePort, int firstBase, int tries)
+    {
+        if (basePort is { } b)
+        {
+            var busy = ServicePorts.FromBase(b).All().Where(p => !PortAllocator.IsFree(p)).ToList();
+            if (busy.Count == 0)
+            {
+                return ServicePorts.FromBase(b);
+            }
+
+            console.MarkupLine($"[red]Port(s) {string.Join(", ", busy)} on 127.0.0.1 are in use; choose another --base-port or stop what listens there.[/]");
+            return null;
+        }
+
+        for (var i = 0; i < tries; i++)
+        {
+            if (ServicePorts.FromBase(firstBase + (i * 10)) is var candidate && candidate.All().All(PortAllocator.IsFree))
+            {
+                return candidate;
+            }
+        }
+
+        var picked = PortAllocator.PickFree();
+        console.MarkupLine($"[yellow]Ports from {firstBase} are in use; using order {picked.Order}, delivery {picked.Delivery}, storage {picked.Storage} instead.[/]");
+        return picked;
+    }
+
+    /// <summary>
+    /// Kills what <paramref name="kill"/> names if the CLI's own process ends under it: Ctrl+C cancels the command's token
+    /// and its finally stops the services, this covers the rest (SIGTERM, an unhandled exception tearing the process down).
+    /// </summary>
+    public static IDisposable OnProcessExit(Action kill)
+    {
+        void Handler(object? sender, EventArgs e) => kill();
+        AppDomain.CurrentDomain.ProcessExit += Handler;
+        return new Unsubscribe(() => AppDomain.CurrentDomain.ProcessExit -= Handler);
+    }
+
+    /// <summary>Runs a command's body; Ctrl+C is <see cref="ExitCodes.Interrupted"/>, a set-up that failed <see cref="ExitCodes.SetupFailed"/>, said out loud.</summary>
+    public static async Task<int> GuardAsync(IAnsiConsole console, Func<Task<int>> run, CancellationToken ct)
+    {
+        try
+        {
+            return await run();
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            console.MarkupLine("[yellow]Interrupted.[/]");
+            return ExitCodes.Interrupted;
+        }
+        catch (Exception ex) when (ex is ServiceStartException or ApiException or HttpRequestException or PostgresClusterException or NpgsqlException or IOException)
+        {
+            console.MarkupLine($"[red]{Markup.Escape(ex.Message)}[/]");
+            return ExitCodes.SetupFailed;
+        }
+    }
+
+    /// <summary>Stops the system's services and drops its PostgreSQL databases unless <paramref name="keep"/>, saying so.</summary>
+    public static async Task StopAsync(IAnsiConsole console, ReferenceSystem? system, bool keep)
+    {
+        if (system is null)
+        {
+            return;
+        }
+
+        await system.DisposeAsync();
+        console.MarkupLine($"Services stopped. Logs: {Markup.Escape(system.Folder)}");
+        if (system.Databases is not { } databases)
+        {
+            return;
+        }
+
+        if (keep)
+        {
+            console.MarkupLine($"Kept PostgreSQL databases: {Markup.Escape(string.Join(", ", databases.Names.Values))}");
+            return;
+        }
+
+        // Not the run's token: cleanup must still happen after Ctrl+C; bounded by the command timeout.
+        var problems = await databases.DropAsync(CancellationToken.None);
+        console.MarkupLine(problems.Count == 0
+            ? "Dropped the PostgreSQL databases."
+            : $"[yellow]Could not drop: {Markup.Escape(string.Join("; ", problems))}[/]");
+    }
+
     /// <summary>A run id usable in file names and PostgreSQL identifiers: UTC time plus random hex.</summary>
     public static string NewRunId() =>
         $"{DateTime.UtcNow:yyyyMMdd_HHmmss}_{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(2))}";
@@ -188,5 +280,10 @@ internal static class CommandSupport
         {
             result.AddError($"{result.Option.Name} must be between 1 and {max:N0}.");
         }
+    }
+
+    private sealed class Unsubscribe(Action undo) : IDisposable
+    {
+        public void Dispose() => undo();
     }
 }

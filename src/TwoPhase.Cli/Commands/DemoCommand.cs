@@ -2,7 +2,7 @@ using System.CommandLine;
 using Spectre.Console;
 using TwoPhase.Cli.Api;
 using TwoPhase.Cli.Audit;
-using TwoPhase.Cli.Hosting;
+using TwoPhase.Harness;
 using TwoPhase.Cli.Load;
 using TwoPhase.Cli.Rendering;
 
@@ -66,171 +66,87 @@ internal static class DemoCommand
         }
 
         var (repoRoot, runId, runFolder) = place;
-        var configuration = RepoLocator.BuildConfiguration;
-
         using var http = HttpClients.Create(settings.Concurrency + 16);
-        PostgresDatabases? databases = null;
-        SystemUnderTest? system = null;
-        void KillOnExit(object? sender, EventArgs e) => system?.KillAllNow();
-        // Ctrl+C cancels ct and the finally below stops the services; this covers the rest
-        // (SIGTERM, an unhandled exception tearing the process down).
-        AppDomain.CurrentDomain.ProcessExit += KillOnExit;
-        try
+        ReferenceSystem? system = null;
+        using var exit = CommandSupport.OnProcessExit(() => system?.KillAllNow());
+        return await CommandSupport.GuardAsync(console, async () =>
         {
-            if (!settings.NoBuild)
+            try
             {
-                await CommandSupport.BuildServicesAsync(console, place, configuration, ct);
-            }
+                if (!settings.NoBuild)
+                {
+                    await CommandSupport.BuildServicesAsync(console, place, RepoLocator.BuildConfiguration, ct);
+                }
 
-            // Ports are chosen after the build, right before the start: a build takes long
-            // enough for something else to take a port that was free before it.
-            var ports = ChoosePorts(console, settings.BasePort);
-            if (ports is null)
-            {
-                return ExitCodes.SetupFailed;
-            }
+                if (CommandSupport.ChoosePorts(console, settings.BasePort, ServicePorts.Default.Order, tries: 1) is not { } ports)
+                {
+                    return ExitCodes.SetupFailed;
+                }
 
-            IReadOnlyDictionary<ServiceKind, DatabaseSetup> stores;
-            var extraEnvironment = new Dictionary<string, string>(StringComparer.Ordinal);
-            if (settings.Postgres is { } pg)
-            {
-                databases = await PostgresDatabases.CreateAsync(pg, $"twophase_demo_{runId}", ct);
-                stores = databases.ConnectionStrings.ToDictionary(kv => kv.Key, kv => DatabaseSetup.Postgres(kv.Value));
-                // Three services with default pools would exceed a stock server's 100 connections
-                // and fail requests with "too many clients"; share what the server allows instead.
-                extraEnvironment["Database__MaxPoolSize"] = databases.PoolSizePerService.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                console.MarkupLine($"PostgreSQL databases: {Markup.Escape(string.Join(", ", databases.Names.Values))} " +
-                                   $"(pool {databases.PoolSizePerService} per service; server allows {databases.AvailableConnections} connections)");
-            }
-            else
-            {
-                stores = ServiceKinds.All.ToDictionary(k => k, k => DatabaseSetup.Sqlite(runFolder, k));
-            }
-
-            var secret = SystemUnderTest.NewSecret();
-            system = new SystemUnderTest(
-                new SystemUnderTestOptions
+                system = new ReferenceSystem(new SystemOptions
                 {
                     RepoRoot = repoRoot,
-                    Configuration = configuration,
                     Ports = ports,
-                    Databases = stores,
-                    Secret = secret,
-                    LogFolder = runFolder,
-                    ExtraEnvironment = extraEnvironment,
-                },
-                http);
-            var sut = system;
-            await console.Status().StartAsync("Starting the services...", _ => sut.StartAsync(ct));
-            PrintServices(console, sut);
+                    Folder = runFolder,
+                    Store = settings.Postgres is null ? Store.Sqlite : Store.Postgres,
+                    PostgresServer = settings.Postgres,
+                    DatabasePrefix = $"twophase_demo_{runId}",
+                    // Dropped by the command, which says so (CommandSupport.StopAsync).
+                    KeepDatabases = true,
+                });
+                var sut = system;
+                await console.Status().StartAsync("Starting the services...", _ => sut.StartAsync(ct));
+                if (sut.Databases is { } databases)
+                {
+                    // Three services with default pools would exceed a stock server's 100 connections and fail requests
+                    // with "too many clients"; the harness shares what the server allows instead.
+                    console.MarkupLine($"PostgreSQL databases: {Markup.Escape(string.Join(", ", databases.Names.Values))} " +
+                                       $"(pool {databases.PoolSizePerService} per service; server allows {databases.AvailableConnections} connections)");
+                }
 
-            var endpoints = new ServiceEndpoints(sut.UrlOf(ServiceKind.Order), sut.UrlOf(ServiceKind.Storage), sut.UrlOf(ServiceKind.Delivery));
-            var plan = SeedPlan.ForOrders(settings.Orders);
-            await console.Status().StartAsync("Seeding products and couriers...",
-                _ => new Seeder(http, endpoints.Storage, endpoints.Delivery, secret).SeedAsync(plan, ct));
-            console.MarkupLine($"Seeded {SeedPlan.PlentifulProducts.Count} plentiful products ({plan.PlentifulStock:N0} each), " +
-                               $"[bold]{SeedPlan.ScarceSku}[/] x {plan.ScarceStock:N0}, [bold]{plan.Couriers:N0}[/] couriers.");
+                PrintServices(console, sut);
+                var endpoints = new ServiceEndpoints(sut.UrlOf(ServiceKind.Order), sut.UrlOf(ServiceKind.Storage), sut.UrlOf(ServiceKind.Delivery));
+                var plan = SeedPlan.ForOrders(settings.Orders);
+                await console.Status().StartAsync("Seeding products and couriers...",
+                    _ => new Seeder(http, endpoints.Storage, endpoints.Delivery, sut.Secret).SeedAsync(plan, ct));
+                console.MarkupLine($"Seeded {SeedPlan.PlentifulProducts.Count} plentiful products ({plan.PlentifulStock:N0} each), " +
+                                   $"[bold]{SeedPlan.ScarceSku}[/] x {plan.ScarceStock:N0}, [bold]{plan.Couriers:N0}[/] couriers.");
 
-            var load = await CommandSupport.RunLoadAsync(console, http, new LoadOptions
-            {
-                OrderUrl = endpoints.Order,
-                Orders = settings.Orders,
-                Concurrency = settings.Concurrency,
-                RandomSeed = settings.RandomSeed,
-                RunTag = "demo-" + runId.Replace('_', '-'),
-            }, ct);
-            var summary = LoadSummary.From(load);
-            ConsoleReport.PrintSummary(console, summary);
+                var load = await CommandSupport.RunLoadAsync(console, http, new LoadOptions
+                {
+                    OrderUrl = endpoints.Order,
+                    Orders = settings.Orders,
+                    Concurrency = settings.Concurrency,
+                    RandomSeed = settings.RandomSeed,
+                    RunTag = "demo-" + runId.Replace('_', '-'),
+                }, ct);
+                var summary = LoadSummary.From(load);
+                ConsoleReport.PrintSummary(console, summary);
 
-            var reader = new ServiceSnapshotReader(http, endpoints, secret);
-            var report = await CommandSupport.RunAuditAsync(console, reader, load.Answers, settings.QuietTimeout, ct);
-            var ok = report.Passed && summary.Errors == 0;
-            if (summary.Errors > 0)
-            {
-                console.MarkupLine($"[red]{summary.Errors:N0} order(s) got an error instead of an outcome; see the logs in {Markup.Escape(runFolder)}.[/]");
+                var reader = new ServiceSnapshotReader(http, endpoints, sut.Secret);
+                var report = await CommandSupport.RunAuditAsync(console, reader, load.Answers, settings.QuietTimeout, ct);
+                if (summary.Errors > 0)
+                {
+                    console.MarkupLine($"[red]{summary.Errors:N0} order(s) got an error instead of an outcome; see the logs in {Markup.Escape(runFolder)}.[/]");
+                }
+
+                return report.Passed && summary.Errors == 0 ? ExitCodes.Ok : ExitCodes.Failed;
             }
-
-            return ok ? ExitCodes.Ok : ExitCodes.Failed;
-        }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
-        {
-            console.MarkupLine("[yellow]Interrupted.[/]");
-            return ExitCodes.Interrupted;
-        }
-        catch (Exception ex) when (ex is ServiceStartException or ApiException or HttpRequestException)
-        {
-            console.MarkupLine($"[red]{Markup.Escape(ex.Message)}[/]");
-            return ExitCodes.SetupFailed;
-        }
-        finally
-        {
-            if (system is not null)
+            finally
             {
-                await system.DisposeAsync();
-                console.MarkupLine($"Services stopped. Logs: {Markup.Escape(runFolder)}");
+                await CommandSupport.StopAsync(console, system, settings.Keep);
             }
-
-            AppDomain.CurrentDomain.ProcessExit -= KillOnExit;
-            await DropDatabasesAsync(console, databases, settings.Keep);
-        }
+        }, ct);
     }
 
-    /// <summary>The requested ports if free; the defaults if free; otherwise three free ports, said out loud.</summary>
-    private static ServicePorts? ChoosePorts(IAnsiConsole console, int? basePort)
-    {
-        if (basePort is { } b)
-        {
-            var requested = ServicePorts.FromBase(b);
-            var busy = requested.All().Where(p => !PortAllocator.IsFree(p)).ToList();
-            if (busy.Count == 0)
-            {
-                return requested;
-            }
-
-            console.MarkupLine($"[red]Port(s) {string.Join(", ", busy)} on 127.0.0.1 are in use; choose another --base-port or stop what listens there.[/]");
-            return null;
-        }
-
-        var defaults = ServicePorts.Default;
-        var taken = defaults.All().Where(p => !PortAllocator.IsFree(p)).ToList();
-        if (taken.Count == 0)
-        {
-            return defaults;
-        }
-
-        var picked = PortAllocator.PickFree();
-        console.MarkupLine($"[yellow]Default port(s) {string.Join(", ", taken)} are in use; using order {picked.Order}, delivery {picked.Delivery}, storage {picked.Storage} instead.[/]");
-        return picked;
-    }
-
-    private static void PrintServices(IAnsiConsole console, SystemUnderTest system)
+    private static void PrintServices(IAnsiConsole console, ReferenceSystem system)
     {
         var table = new Table().Border(TableBorder.Rounded).AddColumn("service").AddColumn("url").AddColumn("pid").AddColumn("log");
-        foreach (var host in system.Hosts)
+        foreach (var service in system.Services)
         {
-            table.AddRow(host.Kind.ProjectName(), host.Url.ToString(), host.ProcessId?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "-", Markup.Escape(host.LogPath));
+            table.AddRow(service.Kind.ProjectName(), service.Url.ToString(), service.ProcessId?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "-", Markup.Escape(service.LogPath));
         }
 
         console.Write(table);
-    }
-
-    private static async Task DropDatabasesAsync(IAnsiConsole console, PostgresDatabases? databases, bool keep)
-    {
-        if (databases is null)
-        {
-            return;
-        }
-
-        if (keep)
-        {
-            console.MarkupLine($"Kept PostgreSQL databases: {Markup.Escape(string.Join(", ", databases.ConnectionStrings.Values))}");
-            return;
-        }
-
-        // Not the run's token: cleanup must still happen after Ctrl+C; bounded by the command timeout.
-        var problems = await databases.DropAsync(CancellationToken.None);
-        console.MarkupLine(problems.Count == 0
-            ? "Dropped the PostgreSQL databases."
-            : $"[yellow]Could not drop: {Markup.Escape(string.Join("; ", problems))}[/]");
     }
 }

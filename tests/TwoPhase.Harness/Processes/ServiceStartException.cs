@@ -1,4 +1,4 @@
-namespace TwoPhase.Cli.Hosting;
+namespace TwoPhase.Harness;
 
 /// <summary>A service could not be built, started or did not become ready in time.</summary>
 public sealed class ServiceStartException : Exception

@@ -1,9 +1,9 @@
 using System.Runtime.InteropServices;
 
-namespace TwoPhase.Cli.Hosting;
+namespace TwoPhase.Harness;
 
 /// <summary>POSIX signals .NET has no API for: SIGSTOP and SIGCONT, to pause a service and let it run again.</summary>
-internal static class Signals
+public static class Signals
 {
     // Linux numbers; macOS uses 17 and 19.
     private static int Stop => OperatingSystem.IsMacOS() ? 17 : 19;

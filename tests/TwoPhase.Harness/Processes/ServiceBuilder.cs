@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace TwoPhase.Cli.Hosting;
+namespace TwoPhase.Harness;
 
 /// <summary>Builds the three service projects with <c>dotnet build</c> before they are started.</summary>
 public static class ServiceBuilder

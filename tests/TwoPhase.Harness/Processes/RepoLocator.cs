@@ -1,6 +1,6 @@
 using System.Reflection;
 
-namespace TwoPhase.Cli.Hosting;
+namespace TwoPhase.Harness;
 
 /// <summary>Finds the repository the services are built from.</summary>
 public static class RepoLocator

@@ -1,4 +1,4 @@
-namespace TwoPhase.Cli.Hosting;
+namespace TwoPhase.Harness;
 
 /// <summary>The three services of the reference application.</summary>
 public enum ServiceKind
@@ -13,7 +13,7 @@ public enum ServiceKind
     Storage,
 }
 
-/// <summary>Names and readiness fallbacks per service.</summary>
+/// <summary>Names per service.</summary>
 public static class ServiceKinds
 {
     public static IReadOnlyList<ServiceKind> All { get; } = [ServiceKind.Order, ServiceKind.Delivery, ServiceKind.Storage];
@@ -33,15 +33,6 @@ public static class ServiceKinds
         ServiceKind.Order => "order",
         ServiceKind.Delivery => "delivery",
         ServiceKind.Storage => "storage",
-        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
-    };
-
-    /// <summary>A cheap read that answers 200 once the service serves its API; used if /health/ready is missing.</summary>
-    public static string FallbackReadyPath(this ServiceKind kind) => kind switch
-    {
-        ServiceKind.Order => "/v1/orders?limit=1",
-        ServiceKind.Delivery => "/v1/couriers",
-        ServiceKind.Storage => "/v1/products",
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
     };
 }
@@ -65,15 +56,12 @@ public sealed record ServicePorts(int Order, int Delivery, int Storage)
     public IEnumerable<int> All() => [Order, Delivery, Storage];
 }
 
-/// <summary>A service's store: <c>Database__Provider</c> and <c>Database__ConnectionString</c>.</summary>
-public sealed record DatabaseSetup(string Provider, string ConnectionString)
+/// <summary>The database every service of a reference system runs on.</summary>
+public enum Store
 {
-    public const string SqliteProvider = "sqlite";
-    public const string PostgresProvider = "postgres";
+    /// <summary>A SQLite file per service in the system's folder: nothing to install.</summary>
+    Sqlite,
 
-    /// <summary>A SQLite file named after the service in <paramref name="folder"/>.</summary>
-    public static DatabaseSetup Sqlite(string folder, ServiceKind kind) =>
-        new(SqliteProvider, $"Data Source={Path.Combine(folder, kind.ShortName() + ".db")}");
-
-    public static DatabaseSetup Postgres(string connectionString) => new(PostgresProvider, connectionString);
+    /// <summary>A fresh PostgreSQL database per service, dropped after the run.</summary>
+    Postgres,
 }

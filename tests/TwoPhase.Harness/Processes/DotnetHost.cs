@@ -1,4 +1,4 @@
-namespace TwoPhase.Cli.Hosting;
+namespace TwoPhase.Harness;
 
 /// <summary>Finds the dotnet executable that runs the service assemblies.</summary>
 public static class DotnetHost
