@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using TwoPhase.Cli.Audit;
 using TwoPhase.Cli.Load;
+using TwoPhase.Harness;
 
 namespace TwoPhase.Cli.Chaos;
 

@@ -1,4 +1,4 @@
-namespace TwoPhase.Cli.Chaos;
+namespace TwoPhase.Harness;
 
 /// <summary>
 /// Holds the load back at each planned kill until the kill has happened, so a slow restart cannot let

@@ -1,7 +1,6 @@
 using System.Diagnostics;
-using TwoPhase.Harness;
 
-namespace TwoPhase.Cli.Chaos;
+namespace TwoPhase.Harness;
 
 /// <summary>One fault as it happened; times are from the start of the load.</summary>
 /// <param name="Number">1-based.</param>

@@ -1,6 +1,4 @@
-using TwoPhase.Harness;
-
-namespace TwoPhase.Cli.Chaos;
+namespace TwoPhase.Harness;
 
 /// <summary>The kinds of fault the chaos monkey injects.</summary>
 public enum Nemesis
