@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 
@@ -13,12 +12,14 @@ public sealed class OrderLoad : IAsyncDisposable
 {
     private readonly CancellationTokenSource _stop = new();
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(30) };
+    private readonly CourierDispatcher _dispatcher;
     private readonly Task[] _workers;
     private long _committed;
     private long _aborted;
 
     public OrderLoad(ReferenceSystem system, int workers)
     {
+        _dispatcher = new CourierDispatcher(_http, system.Delivery.Url, system.Secret);
         _workers = Enumerable.Range(0, workers).Select(w => Task.Run(() => RunAsync(system, w, _stop.Token))).ToArray();
     }
 
@@ -43,9 +44,7 @@ public sealed class OrderLoad : IAsyncDisposable
 
                 Interlocked.Increment(ref _committed);
                 var placed = await response.Content.ReadFromJsonAsync<JsonElement>(stop);
-                using var complete = new HttpRequestMessage(HttpMethod.Post, new Uri(system.Delivery.Url, $"/v1/deliveries/{placed.GetProperty("transactionId").GetString()}/complete"));
-                complete.Headers.Authorization = new AuthenticationHeaderValue("Bearer", system.Secret);
-                using var completed = await _http.SendAsync(complete, stop);
+                _dispatcher.Complete(placed.GetProperty("transactionId").GetString()!);
             }
             catch (Exception e) when (e is HttpRequestException || (e is OperationCanceledException && !stop.IsCancellationRequested))
             {
@@ -62,6 +61,7 @@ public sealed class OrderLoad : IAsyncDisposable
     {
         await _stop.CancelAsync();
         await Task.WhenAll(_workers);
+        await _dispatcher.DisposeAsync();
         _stop.Dispose();
         _http.Dispose();
     }

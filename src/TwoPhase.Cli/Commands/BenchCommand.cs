@@ -31,7 +31,7 @@ internal static class BenchCommand
         {
             Description = "Measured seconds per workload.",
             DefaultValueFactory = _ => 10,
-            Validators = { r => Range(r, 1, 3600) },
+            Validators = { r => CommandSupport.Between(r, 1, 3600) },
         };
         var warmup = new Option<int>("--warmup")
         {
@@ -40,7 +40,7 @@ internal static class BenchCommand
             // steady state (1,251/s, the same as with the JIT's call-counting delay off and 15 s).
             Description = "Warm-up seconds before each measured window (not counted).",
             DefaultValueFactory = _ => 30,
-            Validators = { r => Range(r, 0, 600) },
+            Validators = { r => CommandSupport.Between(r, 0, 600) },
         };
         var json = new Option<FileInfo?>("--json") { Description = "Also write the results as JSON to this file." };
         var only = new Option<string[]>("--workload")
@@ -64,22 +64,13 @@ internal static class BenchCommand
         {
             Description = "With --overload: use this many committed/s as the peak instead of the closed-loop measurement (which still runs, as the warm-up), "
                           + "so runs on a noisy machine offer the same rates.",
-            Validators =
-            {
-                r =>
-                {
-                    if (r.GetValueOrDefault<int?>() is { } v && (v < 1 || v > 100_000))
-                    {
-                        r.AddError("--overload-peak must be between 1 and 100,000.");
-                    }
-                },
-            },
+            Validators = { r => CommandSupport.Between(r, 1, 100_000) },
         };
         var overloadFactor = new Option<int>("--overload-factor")
         {
             Description = "With --overload: the offered load during the overload, as a multiple of the measured peak.",
             DefaultValueFactory = _ => 3,
-            Validators = { r => Range(r, 2, 20) },
+            Validators = { r => CommandSupport.Between(r, 2, 20) },
         };
 
         var command = new Command("bench", "Measure committed orders/s, latency and CPU per order on PostgreSQL with durable commits, then audit.")
@@ -525,14 +516,5 @@ internal static class BenchCommand
         return parts.TryGetValue("order", out var order) && parts.TryGetValue("storage", out var storage) && parts.TryGetValue("delivery", out var delivery) && parts.Count == 3
             ? new ServiceEndpoints(order, storage, delivery)
             : null;
-    }
-
-    private static void Range(System.CommandLine.Parsing.OptionResult result, int min, int max)
-    {
-        var value = result.GetValueOrDefault<int>();
-        if (value < min || value > max)
-        {
-            result.AddError($"{result.Option.Name} must be between {min:N0} and {max:N0}.");
-        }
     }
 }

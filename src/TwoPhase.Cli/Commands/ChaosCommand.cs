@@ -34,14 +34,14 @@ internal static class ChaosCommand
         {
             Description = "How many orders to place.",
             DefaultValueFactory = _ => 2000,
-            Validators = { r => Between(r, 1, 1_000_000) },
+            Validators = { r => CommandSupport.Between(r, 1, 1_000_000) },
         };
         var kills = FaultCountOption("--kills", 20,
             "How many service kills (SIGKILL, then restart), spread over the load and over the three services (each at least a quarter of them).");
         var dbKills = new Option<int?>("--db-kills")
         {
             Description = $"How many PostgreSQL cluster kills (pg_ctl stop -m immediate, then start), dealt over the three clusters. Only with --postgres and no connection string. Default: {DefaultDbKills} there, else 0.",
-            Validators = { r => Between(r, 0, 1000) },
+            Validators = { r => CommandSupport.Between(r, 0, 1000) },
         };
         var pauses = FaultCountOption("--pauses", 6,
             "How many SIGSTOP/SIGCONT pauses of a service, each longer than the prepare deadline, dealt over the three services.");
@@ -54,30 +54,30 @@ internal static class ChaosCommand
         {
             Description = "Longest pause between a kill (of a service or a database) and the restart (the pause is random, at least 100 ms).",
             DefaultValueFactory = _ => 1500,
-            Validators = { r => Between(r, 100, 60_000) },
+            Validators = { r => CommandSupport.Between(r, 100, 60_000) },
         };
         var maxChaos = new Option<int>("--max-chaos-seconds")
         {
             Description = "Time bound of the fault phase; faults not done by then are skipped and the run fails.",
             DefaultValueFactory = _ => 600,
-            Validators = { r => Between(r, 10, 3600) },
+            Validators = { r => CommandSupport.Between(r, 10, 3600) },
         };
         var convergeBound = new Option<int>("--converge-bound")
         {
             Description = "Seconds after the last fault healed by which the system must have converged.",
             DefaultValueFactory = _ => 10,
-            Validators = { r => Between(r, 1, 3600) },
+            Validators = { r => CommandSupport.Between(r, 1, 3600) },
         };
         var convergeTimeout = new Option<int>("--converge-timeout")
         {
             Description = "Seconds after the last fault healed to keep polling for convergence before giving up.",
             DefaultValueFactory = _ => 120,
-            Validators = { r => Between(r, 1, 3600) },
+            Validators = { r => CommandSupport.Between(r, 1, 3600) },
         };
         var basePort = new Option<int?>("--base-port")
         {
             Description = $"Order service port; delivery and storage take the next two. Default: the first free trio from {FirstBasePort}.",
-            Validators = { r => Between(r, 1024, 65533) },
+            Validators = { r => CommandSupport.Between(r, 1024, 65533) },
         };
         var postgres = new Option<string?>("--postgres")
         {
@@ -90,7 +90,7 @@ internal static class ChaosCommand
         {
             Description = "First port tried for the throwaway clusters on 127.0.0.1; each takes the next free one.",
             DefaultValueFactory = _ => 15432,
-            Validators = { r => Between(r, 1024, 65000) },
+            Validators = { r => CommandSupport.Between(r, 1024, 65000) },
         };
         var keep = new Option<bool>("--keep") { Description = "Keep the PostgreSQL databases (or the stopped clusters' folders) after the run (SQLite files and logs are always kept)." };
         var noBuild = new Option<bool>("--no-build") { Description = "Do not build the services first." };
@@ -144,7 +144,7 @@ internal static class ChaosCommand
     {
         Description = description,
         DefaultValueFactory = _ => defaultCount,
-        Validators = { r => Between(r, 0, 1000) },
+        Validators = { r => CommandSupport.Between(r, 0, 1000) },
     };
 
     /// <summary>Where the services keep their data: SQLite files, three throwaway clusters, or three databases on a given server.</summary>
@@ -448,14 +448,5 @@ internal static class ChaosCommand
 
         await clusters.DisposeAsync();
         console.MarkupLine("Removed the PostgreSQL clusters.");
-    }
-
-    private static void Between(System.CommandLine.Parsing.OptionResult result, int min, int max)
-    {
-        var value = result.GetValueOrDefault<int?>();
-        if (value is { } v && (v < min || v > max))
-        {
-            result.AddError($"{result.Option.Name} must be between {min:N0} and {max:N0}.");
-        }
     }
 }

@@ -33,14 +33,14 @@ internal static class CommandSupport
     {
         Description = "How many orders to place.",
         DefaultValueFactory = _ => 1000,
-        Validators = { r => Positive(r, 1_000_000) },
+        Validators = { r => Between(r, 1, 1_000_000) },
     };
 
     public static Option<int> ConcurrencyOption() => new("--concurrency")
     {
         Description = "How many orders are in flight at once.",
         DefaultValueFactory = _ => 32,
-        Validators = { r => Positive(r, 4096) },
+        Validators = { r => Between(r, 1, 4096) },
     };
 
     public static Option<int> RandomSeedOption() => new("--random-seed")
@@ -53,7 +53,7 @@ internal static class CommandSupport
     {
         Description = "Seconds the audit waits for the system to settle (nothing prepared, nothing pending) before checking.",
         DefaultValueFactory = _ => 30,
-        Validators = { r => Positive(r, 3600) },
+        Validators = { r => Between(r, 1, 3600) },
     };
 
     public static Option<string?> SecretOption() => new("--secret")
@@ -273,12 +273,13 @@ internal static class CommandSupport
         return report;
     }
 
-    private static void Positive(System.CommandLine.Parsing.OptionResult result, int max)
+    /// <summary>An option validator: a given value must lie in [<paramref name="min"/>, <paramref name="max"/>].</summary>
+    public static void Between(System.CommandLine.Parsing.OptionResult result, int min, int max)
     {
-        var value = result.GetValueOrDefault<int>();
-        if (value < 1 || value > max)
+        var value = result.GetValueOrDefault<int?>();
+        if (value is { } v && (v < min || v > max))
         {
-            result.AddError($"{result.Option.Name} must be between 1 and {max:N0}.");
+            result.AddError($"{result.Option.Name} must be between {min:N0} and {max:N0}.");
         }
     }
 

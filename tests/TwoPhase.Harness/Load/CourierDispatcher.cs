@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 
-namespace TwoPhase.Cli.Chaos;
+namespace TwoPhase.Harness;
 
 /// <summary>What the dispatcher did: deliveries completed, and those it gave up on (the courier stays busy).</summary>
 public sealed record DispatchStats(int Completed, int GaveUp);
