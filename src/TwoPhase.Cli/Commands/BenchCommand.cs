@@ -3,8 +3,8 @@ using Spectre.Console;
 using TwoPhase.Cli.Api;
 using TwoPhase.Cli.Audit;
 using TwoPhase.Cli.Bench;
-using TwoPhase.Harness;
 using TwoPhase.Cli.Rendering;
+using TwoPhase.Harness;
 
 namespace TwoPhase.Cli.Commands;
 

@@ -4,9 +4,9 @@ using Npgsql;
 using Spectre.Console;
 using TwoPhase.Cli.Api;
 using TwoPhase.Cli.Audit;
-using TwoPhase.Harness;
 using TwoPhase.Cli.Load;
 using TwoPhase.Cli.Rendering;
+using TwoPhase.Harness;
 
 namespace TwoPhase.Cli.Commands;
 

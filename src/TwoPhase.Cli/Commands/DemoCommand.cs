@@ -2,9 +2,9 @@ using System.CommandLine;
 using Spectre.Console;
 using TwoPhase.Cli.Api;
 using TwoPhase.Cli.Audit;
-using TwoPhase.Harness;
 using TwoPhase.Cli.Load;
 using TwoPhase.Cli.Rendering;
+using TwoPhase.Harness;
 
 namespace TwoPhase.Cli.Commands;
 
