@@ -17,13 +17,6 @@ public sealed class NewOrder
     public List<OrderItem>? Items { get; set; }
 
     public string? ClientOrderId { get; set; }
-
-    /// <summary>The body a well-behaved client sends for these lines.</summary>
-    public static NewOrder For(IEnumerable<OrderLine> lines, string? clientOrderId = null) => new()
-    {
-        Items = lines.Select(l => new OrderItem { Sku = l.Sku, Quantity = l.Quantity }).ToList(),
-        ClientOrderId = clientOrderId,
-    };
 }
 
 /// <summary>A participant's vote as the coordinator reports it: yes, no, or none (no answer).</summary>

@@ -1,5 +1,5 @@
-using TwoPhase.Cli.Audit;
 using TwoPhase.Cli.Hosting;
+using TwoPhase.Harness.Audit;
 
 namespace TwoPhase.Cli.Chaos;
 

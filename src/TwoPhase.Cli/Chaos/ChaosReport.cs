@@ -1,7 +1,7 @@
 using System.Globalization;
 using Spectre.Console;
-using TwoPhase.Cli.Audit;
 using TwoPhase.Cli.Hosting;
+using TwoPhase.Harness.Audit;
 
 namespace TwoPhase.Cli.Chaos;
 

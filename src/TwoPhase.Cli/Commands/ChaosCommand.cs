@@ -2,13 +2,13 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using Spectre.Console;
-using TwoPhase.Cli.Api;
-using TwoPhase.Cli.Audit;
 using TwoPhase.Cli.Chaos;
 using TwoPhase.Cli.Hosting;
 using TwoPhase.Cli.Load;
 using TwoPhase.Cli.Rendering;
 using TwoPhase.Harness;
+using TwoPhase.Harness.Audit;
+using TwoPhase.Harness.Client;
 
 namespace TwoPhase.Cli.Commands;
 

@@ -1,10 +1,10 @@
 using System.CommandLine;
 using System.Security.Cryptography;
 using Spectre.Console;
-using TwoPhase.Cli.Audit;
 using TwoPhase.Cli.Hosting;
 using TwoPhase.Cli.Load;
 using TwoPhase.Cli.Rendering;
+using TwoPhase.Harness.Audit;
 
 namespace TwoPhase.Cli.Commands;
 

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using TwoPhase.Harness.Client;
 
 namespace TwoPhase.Cli.Hosting;
 
@@ -19,7 +20,7 @@ public sealed class SystemUnderTest : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         Options = options;
         _ownsProbe = probe is null;
-        _probe = probe ?? Api.HttpClients.Create(8);
+        _probe = probe ?? HttpClients.Create(8);
         Directory.CreateDirectory(options.LogFolder);
         _hosts = ServiceKinds.All.ToDictionary(
             kind => kind,

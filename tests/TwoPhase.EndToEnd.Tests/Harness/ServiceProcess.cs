@@ -6,14 +6,6 @@ using System.Text;
 
 namespace TwoPhase.EndToEnd.Tests.Harness;
 
-/// <summary>The three services of the reference application.</summary>
-public enum Service
-{
-    Order,
-    Storage,
-    Delivery,
-}
-
 /// <summary>
 /// One service as a real process: <c>dotnet src/&lt;Svc&gt;/bin/&lt;Configuration&gt;/net10.0/&lt;Svc&gt;.dll --urls ...</c>
 /// with its configuration in the environment, its output appended to a log file. Killed like kill -9

@@ -2,18 +2,22 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using Reference.Contracts;
+using TwoPhase.AspNetCore;
 
-namespace TwoPhase.EndToEnd.Tests.Harness;
+namespace TwoPhase.Harness.Client;
 
 /// <summary>
-/// The services' HTTP APIs as the tests use them: every call bounded in time, every listing read page by page,
-/// every non-success answer an exception that carries the body.
+/// The typed client of the reference system's public API, as the tests use it: every call bounded in time, every
+/// listing read page by page, every non-success answer an exception that carries the body. It reads and writes the
+/// services' own records (Reference.Contracts, TwoPhase.AspNetCore's Wire.cs).
 /// </summary>
 public sealed class Api(HttpClient http, Uri order, Uri storage, Uri delivery)
 {
     public const int PageSize = 1000;
 
-    public static readonly JsonSerializerOptions Json = JsonSerializerOptions.Web;
+    // Strict web defaults: a test wants a mistyped field to fail loudly (the auditor's reader is lenient on purpose).
+    private static readonly JsonSerializerOptions Json = JsonSerializerOptions.Web;
 
     public HttpClient Http => http;
 
@@ -22,6 +26,8 @@ public sealed class Api(HttpClient http, Uri order, Uri storage, Uri delivery)
     public Uri StorageUrl => storage;
 
     public Uri DeliveryUrl => delivery;
+
+    public ServiceEndpoints Endpoints => new(order, storage, delivery);
 
     public Uri Participant(Service participant) => participant switch
     {
@@ -37,7 +43,7 @@ public sealed class Api(HttpClient http, Uri order, Uri storage, Uri delivery)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(order, "v1/orders"))
         {
-            Content = JsonContent.Create(new { items = items.Select(i => new { sku = i.Sku, quantity = i.Quantity }).ToArray(), clientOrderId }, options: Json),
+            Content = JsonContent.Create(new PlaceOrderRequest(items.ToList(), clientOrderId), options: Json),
         };
         if (idempotencyKey is not null)
         {
@@ -69,7 +75,7 @@ public sealed class Api(HttpClient http, Uri order, Uri storage, Uri delivery)
 
     /// <summary>The coordinator's decision query: committed, aborted or pending.</summary>
     public async Task<string> DecisionAsync(string transactionId) =>
-        (await GetAsync<JsonElement>(order, $"v1/transactions/{transactionId}")).GetProperty("state").GetString()!;
+        (await GetAsync<DecisionQuery>(order, $"v1/transactions/{transactionId}")).State;
 
     // ---- participants
 
@@ -118,7 +124,7 @@ public sealed class Api(HttpClient http, Uri order, Uri storage, Uri delivery)
 
     public Task<List<Product>> ProductsAsync() => GetAsync<List<Product>>(storage, "v1/products");
 
-    public Task AddProductAsync(string sku, long stock) => PostAsync(storage, "v1/products", new { sku, name = $"Product {sku}", stock });
+    public Task AddProductAsync(string sku, long stock) => PostAsync(storage, "v1/products", new NewProduct(sku, $"Product {sku}", stock));
 
     // ---- delivery
 
@@ -128,7 +134,7 @@ public sealed class Api(HttpClient http, Uri order, Uri storage, Uri delivery)
     {
         for (var i = 0; i < count; i++)
         {
-            await PostAsync(delivery, "v1/couriers", new { id = $"courier-{i + 1:D3}", name = $"Courier {i + 1}" });
+            await PostAsync(delivery, "v1/couriers", new NewCourier($"courier-{i + 1:D3}", $"Courier {i + 1}"));
         }
     }
 
