@@ -77,7 +77,7 @@ public sealed class DatabaseCrashTests(ITestOutputHelper output)
     }
 
     /// <summary>Told committed: committed. Told aborted: not committed. One order per client order id, whatever the retries.</summary>
-    private static void AssertEveryAnswerHolds(Snapshot after, IReadOnlyList<(int Index, string Told)> told)
+    private static void AssertEveryAnswerHolds(SystemSnapshot after, IReadOnlyList<(int Index, string Told)> told)
     {
         var byClient = after.Orders.Where(o => o.ClientOrderId is not null).GroupBy(o => o.ClientOrderId!).ToDictionary(g => g.Key, g => g.ToList());
         var problems = new List<string>();

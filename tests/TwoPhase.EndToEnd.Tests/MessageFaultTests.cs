@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using TwoPhase.AspNetCore;
 using TwoPhase.EndToEnd.Tests.Harness;
 using Xunit;
 using Xunit.Abstractions;

@@ -6,12 +6,6 @@ using TwoPhase.Persistence;
 
 namespace DeliveryService.Couriers;
 
-public sealed record Courier(string Id, string Name, string Status, string? TransactionId);
-
-public sealed record NewCourier(string? Id, string? Name);
-
-public sealed record Delivery(string TransactionId, string CourierId, string? OrderId, string Status);
-
 /// <summary>What an empty database starts with.</summary>
 public sealed class SeedOptions
 {

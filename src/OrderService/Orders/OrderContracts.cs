@@ -15,61 +15,58 @@ public sealed class OrderOptions
     public int MaxQuantity { get; set; } = 1000;
 }
 
-/// <summary>A line of a new order.</summary>
-public sealed class OrderItem
-{
-    public string? Sku { get; set; }
-
-    public long? Quantity { get; set; }
-}
-
-/// <summary>The body of <c>POST /v1/orders</c>.</summary>
-public sealed class NewOrder
-{
-    public List<OrderItem>? Items { get; set; }
-
-    public string? ClientOrderId { get; set; }
-}
-
 /// <summary>What participants receive with PREPARE.</summary>
 public sealed record OrderPayload(string OrderId, IReadOnlyList<OrderLine> Items, string? ClientOrderId = null, long? LegacyOrderId = null);
 
-public sealed record OrderLine(string Sku, long Quantity);
+// The public JSON records are in Reference.Contracts (one copy, read back by the harness's client); the ways
+// this service builds them from its decision log stay here, as static extension members so callers still
+// write OrderView.From(...).
 
-public sealed record VoteView(string Vote, string? Reason);
-
-/// <summary>An order as the API shows it.</summary>
-public sealed record OrderView(
-    string OrderId,
-    string TransactionId,
-    string? ClientOrderId,
-    string Status,
-    string? Reason,
-    IReadOnlyList<OrderLine> Items,
-    IReadOnlyDictionary<string, VoteView> Votes,
-    IReadOnlyList<string> Acknowledged,
-    bool Completed,
-    DateTimeOffset CreatedAt,
-    DateTimeOffset? DecidedAt)
+/// <summary>How the order service builds the views of Reference.Contracts from its decision log.</summary>
+public static class OrderViews
 {
-    /// <summary>A stored order, with the outcome just reached when there is one (fresher than the record).</summary>
-    public static OrderView From(TransactionRecord record, TransactionOutcome? outcome = null)
+    extension(OrderView)
     {
-        var payload = JsonSerializer.Deserialize<OrderPayload>(record.Payload, JsonSerializerOptions.Web)
-            ?? throw new InvalidOperationException($"Order {record.Id} has no payload.");
-        return Create(payload, record.Participants.Count, record.CreatedAt, outcome ?? new TransactionOutcome(record.Id, record.State, record.Reason, record.Votes, record.Acknowledged), record.IsCompleted, record.DecidedAt);
+        /// <summary>A stored order, with the outcome just reached when there is one (fresher than the record).</summary>
+        public static OrderView From(TransactionRecord record, TransactionOutcome? outcome = null)
+        {
+            var payload = JsonSerializer.Deserialize<OrderPayload>(record.Payload, JsonSerializerOptions.Web)
+                ?? throw new InvalidOperationException($"Order {record.Id} has no payload.");
+            return Create(payload, record.Participants.Count, record.CreatedAt, outcome ?? new TransactionOutcome(record.Id, record.State, record.Reason, record.Votes, record.Acknowledged), record.IsCompleted, record.DecidedAt);
+        }
+
+        public static OrderView Create(OrderPayload payload, int participants, DateTimeOffset createdAt, TransactionOutcome outcome, bool completed = false, DateTimeOffset? decidedAt = null) => new(
+            payload.OrderId,
+            payload.OrderId,
+            payload.ClientOrderId,
+            outcome.State == TransactionState.Preparing ? "pending" : outcome.State.ToWire(),
+            outcome.Reason,
+            payload.Items,
+            outcome.Votes.ToDictionary(v => v.Participant, v => new VoteView(v.Kind.ToWire(), v.Reason)),
+            outcome.Acknowledged,
+            completed || outcome.Acknowledged.Count == participants,
+            createdAt,
+            decidedAt);
     }
 
-    public static OrderView Create(OrderPayload payload, int participants, DateTimeOffset createdAt, TransactionOutcome outcome, bool completed = false, DateTimeOffset? decidedAt = null) => new(
-        payload.OrderId,
-        payload.OrderId,
-        payload.ClientOrderId,
-        outcome.State == TransactionState.Preparing ? "pending" : outcome.State.ToWire(),
-        outcome.Reason,
-        payload.Items,
-        outcome.Votes.ToDictionary(v => v.Participant, v => new VoteView(v.Kind.ToWire(), v.Reason)),
-        outcome.Acknowledged,
-        completed || outcome.Acknowledged.Count == participants,
-        createdAt,
-        decidedAt);
+    extension(TransactionView)
+    {
+        /// <summary>A stored transaction as the operator sees it at <paramref name="now"/>.</summary>
+        public static TransactionView From(TransactionRecord r, DateTimeOffset now) => new(
+            r.Id,
+            r.State.ToWire(),
+            r.IsCompleted,
+            Math.Round((now - r.CreatedAt).TotalSeconds, 3),
+            r.Participants,
+            r.Acknowledged,
+            r.Votes.ToDictionary(v => v.Participant, v => new VoteView(v.Kind.ToWire(), v.Reason)),
+            r.Reason,
+            r.Attempts,
+            r.CreatedAt,
+            r.DecidedAt,
+            r.CompletedAt,
+            r.NextAttemptAt,
+            r.Conflicts,
+            r.SettledAt);
+    }
 }

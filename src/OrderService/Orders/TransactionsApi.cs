@@ -5,46 +5,6 @@ using TwoPhase.Protocol;
 
 namespace OrderService.Orders;
 
-/// <summary>
-/// A transaction as the operator sees it. <see cref="Conflicts"/>: participants that refused the decision (409), a
-/// protocol violation needing a person; once everyone acknowledged or refused, <see cref="SettledAt"/> says when the
-/// coordinator stopped re-driving it. Such a transaction is never completed.
-/// </summary>
-public sealed record TransactionView(
-    string TransactionId,
-    string State,
-    bool Completed,
-    double AgeSeconds,
-    IReadOnlyList<string> Participants,
-    IReadOnlyList<string> Acknowledged,
-    IReadOnlyDictionary<string, VoteView> Votes,
-    string? Reason,
-    int Attempts,
-    DateTimeOffset CreatedAt,
-    DateTimeOffset? DecidedAt,
-    DateTimeOffset? CompletedAt,
-    DateTimeOffset? NextAttemptAt,
-    IReadOnlyList<string> Conflicts,
-    DateTimeOffset? SettledAt)
-{
-    public static TransactionView From(TransactionRecord r, DateTimeOffset now) => new(
-        r.Id,
-        r.State.ToWire(),
-        r.IsCompleted,
-        Math.Round((now - r.CreatedAt).TotalSeconds, 3),
-        r.Participants,
-        r.Acknowledged,
-        r.Votes.ToDictionary(v => v.Participant, v => new VoteView(v.Kind.ToWire(), v.Reason)),
-        r.Reason,
-        r.Attempts,
-        r.CreatedAt,
-        r.DecidedAt,
-        r.CompletedAt,
-        r.NextAttemptAt,
-        r.Conflicts,
-        r.SettledAt);
-}
-
 public static class TransactionsApi
 {
     public static IEndpointRouteBuilder MapTransactions(this IEndpointRouteBuilder endpoints)

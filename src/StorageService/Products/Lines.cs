@@ -4,9 +4,6 @@ using TwoPhase.AspNetCore;
 
 namespace StorageService.Products;
 
-/// <summary>One line of an order as storage reads it from a PREPARE body.</summary>
-public sealed record OrderLine(string Sku, long Quantity);
-
 /// <summary>What a PREPARE must carry for storage: <c>{"items":[{"sku","quantity"}]}</c>; the rest is ignored.</summary>
 public sealed class OrderLinesRules(IOptions<StorageOptions> options) : IPrepareRules
 {

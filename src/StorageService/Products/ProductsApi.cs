@@ -6,10 +6,6 @@ using TwoPhase.Persistence;
 
 namespace StorageService.Products;
 
-public sealed record Product(string Sku, string Name, long OnHand, long Reserved, long Sold, long Received);
-
-public sealed record NewProduct(string? Sku, string? Name, long? Stock);
-
 public sealed record Restock(long? Quantity);
 
 public static class ProductsApi

@@ -3,10 +3,9 @@ using System.Text;
 using System.Text.Json;
 using Dapper;
 using DeliveryService.Couriers;
-using TwoPhase.Cli.Api;
 using TwoPhase.Persistence;
 using TwoPhase.Protocol;
-// Storage has its own OrderLine; only its reservations are needed here.
+// Only storage's reservations are needed here.
 using StockReservations = StorageService.Products.StockReservations;
 
 namespace TwoPhase.Cli.Bench;

@@ -1,9 +1,9 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using TwoPhase.Cli.Api;
-using TwoPhase.Cli.Audit;
 using TwoPhase.Cli.Load;
+using TwoPhase.Harness.Audit;
+using TwoPhase.Harness.Client;
 
 namespace TwoPhase.Cli.Bench;
 
@@ -37,13 +37,13 @@ public sealed class HttpBench(HttpClient http, ServiceEndpoints endpoints, strin
         ArgumentNullException.ThrowIfNull(catalog);
         foreach (var (sku, stock) in catalog.Products)
         {
-            await PostAsync(new Uri(endpoints.Storage, "/v1/products"), new CreateProductRequest(sku, sku, stock), cancellationToken);
+            await PostAsync(new Uri(endpoints.Storage, "/v1/products"), new NewProduct(sku, sku, stock), cancellationToken);
         }
 
         await Parallel.ForEachAsync(
             Enumerable.Range(1, couriers),
             new ParallelOptions { MaxDegreeOfParallelism = SeedParallelism, CancellationToken = cancellationToken },
-            async (i, ct) => await PostAsync(new Uri(endpoints.Delivery, "/v1/couriers"), new CreateCourierRequest($"{courierPrefix}-{i:D4}"), ct));
+            async (i, ct) => await PostAsync(new Uri(endpoints.Delivery, "/v1/couriers"), new NewCourier(null, $"{courierPrefix}-{i:D4}"), ct));
     }
 
     /// <summary>Places one order with a unique client order id and idempotency key.</summary>

@@ -1,5 +1,3 @@
-using TwoPhase.Cli.Api;
-
 namespace TwoPhase.Cli.Bench;
 
 /// <summary>The order mixes the bench drives.</summary>

@@ -1,4 +1,4 @@
-using TwoPhase.Cli.Audit;
+using TwoPhase.Harness.Audit;
 using TwoPhase.Harness;
 
 namespace TwoPhase.Cli.Chaos;

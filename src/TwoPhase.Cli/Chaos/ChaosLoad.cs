@@ -1,6 +1,6 @@
 using System.Diagnostics;
-using TwoPhase.Cli.Audit;
 using TwoPhase.Cli.Load;
+using TwoPhase.Harness.Audit;
 using TwoPhase.Harness;
 
 namespace TwoPhase.Cli.Chaos;

@@ -1,6 +1,6 @@
 using System.Globalization;
 using Spectre.Console;
-using TwoPhase.Cli.Audit;
+using TwoPhase.Harness.Audit;
 using TwoPhase.Harness;
 
 namespace TwoPhase.Cli.Chaos;

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Text.Json;
-using TwoPhase.Cli.Audit;
+using TwoPhase.Harness.Client;
 
 namespace TwoPhase.Cli.Chaos;
 

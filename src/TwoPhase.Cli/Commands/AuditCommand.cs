@@ -1,8 +1,8 @@
 using System.CommandLine;
 using System.Text.Json;
 using Spectre.Console;
-using TwoPhase.Cli.Api;
-using TwoPhase.Cli.Audit;
+using TwoPhase.Harness.Audit;
+using TwoPhase.Harness.Client;
 
 namespace TwoPhase.Cli.Commands;
 

@@ -1,9 +1,9 @@
 using System.CommandLine;
 using Spectre.Console;
-using TwoPhase.Cli.Api;
-using TwoPhase.Cli.Audit;
 using TwoPhase.Cli.Bench;
 using TwoPhase.Cli.Rendering;
+using TwoPhase.Harness.Audit;
+using TwoPhase.Harness.Client;
 using TwoPhase.Harness;
 
 namespace TwoPhase.Cli.Commands;
@@ -398,7 +398,7 @@ internal static class BenchCommand
         Console.Out.Write(OverloadReport.Seconds(result));
         console.WriteLine();
         Console.Out.Write(OverloadReport.Phases(result));
-        var reasons = bench.Answers.Where(a => a.Outcome == Audit.AnswerOutcome.Aborted)
+        var reasons = bench.Answers.Where(a => a.Outcome == AnswerOutcome.Aborted)
             .GroupBy(a => a.ReasonClass ?? "other", StringComparer.Ordinal)
             .OrderByDescending(g => g.Count()).Take(3).Select(g => $"{g.Key}: {g.Count()}").ToList();
         if (reasons.Count > 0)

@@ -1,12 +1,12 @@
 using System.CommandLine;
 using System.Diagnostics;
 using Spectre.Console;
-using TwoPhase.Cli.Api;
-using TwoPhase.Cli.Audit;
 using TwoPhase.Cli.Chaos;
 using TwoPhase.Cli.Load;
 using TwoPhase.Cli.Rendering;
 using TwoPhase.Harness;
+using TwoPhase.Harness.Audit;
+using TwoPhase.Harness.Client;
 
 namespace TwoPhase.Cli.Commands;
 

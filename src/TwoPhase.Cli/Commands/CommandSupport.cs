@@ -2,11 +2,11 @@ using System.CommandLine;
 using System.Security.Cryptography;
 using Npgsql;
 using Spectre.Console;
-using TwoPhase.Cli.Api;
-using TwoPhase.Cli.Audit;
 using TwoPhase.Cli.Load;
 using TwoPhase.Cli.Rendering;
+using TwoPhase.Harness.Audit;
 using TwoPhase.Harness;
+using TwoPhase.Harness.Client;
 
 namespace TwoPhase.Cli.Commands;
 

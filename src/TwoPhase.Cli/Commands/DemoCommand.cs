@@ -1,9 +1,9 @@
 using System.CommandLine;
 using Spectre.Console;
-using TwoPhase.Cli.Api;
-using TwoPhase.Cli.Audit;
 using TwoPhase.Cli.Load;
 using TwoPhase.Cli.Rendering;
+using TwoPhase.Harness.Audit;
+using TwoPhase.Harness.Client;
 using TwoPhase.Harness;
 
 namespace TwoPhase.Cli.Commands;

@@ -1,10 +1,10 @@
 using System.CommandLine;
 using System.Text.Json;
 using Spectre.Console;
-using TwoPhase.Cli.Api;
-using TwoPhase.Cli.Audit;
 using TwoPhase.Cli.Load;
 using TwoPhase.Cli.Rendering;
+using TwoPhase.Harness.Audit;
+using TwoPhase.Harness.Client;
 
 namespace TwoPhase.Cli.Commands;
 

@@ -3,8 +3,9 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using HdrHistogram;
-using TwoPhase.Cli.Api;
-using TwoPhase.Cli.Audit;
+using Microsoft.AspNetCore.Mvc;
+using TwoPhase.Harness.Audit;
+using TwoPhase.Harness.Client;
 
 namespace TwoPhase.Cli.Load;
 
@@ -135,15 +136,15 @@ public sealed class LoadGenerator(HttpClient http, LoadOptions options)
                 null, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         }
 
-        ClientAnswer Answer(AnswerOutcome outcome, OrderDto? dto, int? status, string? reason, string? reasonClass, double latency) =>
+        ClientAnswer Answer(AnswerOutcome outcome, OrderView? dto, int? status, string? reason, string? reasonClass, double latency) =>
             new(clientOrderId, idempotencyKey, outcome, dto?.OrderId, dto?.TransactionId ?? dto?.OrderId, status, reason, reasonClass, order.Items, latency);
     }
 
-    private static OrderDto? TryRead(string body)
+    private static OrderView? TryRead(string body)
     {
         try
         {
-            return JsonSerializer.Deserialize<OrderDto>(body, Json.Options);
+            return JsonSerializer.Deserialize<OrderView>(body, Json.Options);
         }
         catch (JsonException)
         {
@@ -155,7 +156,7 @@ public sealed class LoadGenerator(HttpClient http, LoadOptions options)
     {
         try
         {
-            var problem = JsonSerializer.Deserialize<ProblemDto>(body, Json.Options);
+            var problem = JsonSerializer.Deserialize<ProblemDetails>(body, Json.Options);
             if (problem?.Title is not null || problem?.Detail is not null)
             {
                 return Truncate($"{problem.Title}: {problem.Detail}".Trim(' ', ':'), 200);

@@ -1,5 +1,5 @@
 using HdrHistogram;
-using TwoPhase.Cli.Audit;
+using TwoPhase.Harness.Audit;
 
 namespace TwoPhase.Cli.Load;
 

@@ -1,5 +1,4 @@
 using System.Text.RegularExpressions;
-using TwoPhase.Cli.Api;
 
 namespace TwoPhase.Cli.Load;
 
@@ -9,10 +8,10 @@ public static partial class ReasonClasses
     private const int MaxLength = 80;
 
     /// <summary>Which participants did not vote yes and why, with ids and numbers blanked so equal causes group.</summary>
-    public static string Classify(OrderDto order)
+    public static string Classify(OrderView order)
     {
         ArgumentNullException.ThrowIfNull(order);
-        var parts = (order.Votes ?? new Dictionary<string, VoteDto>())
+        var parts = (order.Votes ?? new Dictionary<string, VoteView>())
             .Where(v => !string.Equals(v.Value.Vote, "yes", StringComparison.OrdinalIgnoreCase))
             .OrderBy(v => v.Key, StringComparer.Ordinal)
             .Select(v => $"{v.Key} {v.Value.Vote ?? "none"}: {Normalize(v.Value.Reason ?? "no reason given")}")

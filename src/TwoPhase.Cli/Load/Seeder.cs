@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using TwoPhase.Cli.Api;
+using TwoPhase.Harness.Client;
 
 namespace TwoPhase.Cli.Load;
 
@@ -21,17 +21,17 @@ public sealed class Seeder(HttpClient http, Uri storageUrl, Uri deliveryUrl, str
     {
         foreach (var (sku, name) in SeedPlan.PlentifulProducts)
         {
-            await CreateProductAsync(new CreateProductRequest(sku, name, plan.PlentifulStock), cancellationToken);
+            await CreateProductAsync(new NewProduct(sku, name, plan.PlentifulStock), cancellationToken);
         }
 
-        await CreateProductAsync(new CreateProductRequest(SeedPlan.ScarceSku, "Scarce gadget", plan.ScarceStock), cancellationToken);
+        await CreateProductAsync(new NewProduct(SeedPlan.ScarceSku, "Scarce gadget", plan.ScarceStock), cancellationToken);
         await Parallel.ForEachAsync(
             Enumerable.Range(1, plan.Couriers),
             new ParallelOptions { MaxDegreeOfParallelism = CourierParallelism, CancellationToken = cancellationToken },
-            async (i, ct) => await PostAsync(new Uri(deliveryUrl, "/v1/couriers"), new CreateCourierRequest($"courier-{i:D4}"), allowConflict: false, ct));
+            async (i, ct) => await PostAsync(new Uri(deliveryUrl, "/v1/couriers"), new NewCourier(null, $"courier-{i:D4}"), allowConflict: false, ct));
     }
 
-    private Task CreateProductAsync(CreateProductRequest product, CancellationToken ct) =>
+    private Task CreateProductAsync(NewProduct product, CancellationToken ct) =>
         // 409: the product exists (e.g. a second simulate against the same services); keep it as is.
         PostAsync(new Uri(storageUrl, "/v1/products"), product, allowConflict: true, ct);
 

@@ -1,6 +1,6 @@
 using Spectre.Console;
-using TwoPhase.Cli.Audit;
 using TwoPhase.Cli.Load;
+using TwoPhase.Harness.Audit;
 
 namespace TwoPhase.Cli.Rendering;
 

@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using TwoPhase.Harness.Audit;
+using TwoPhase.Harness.Client;
 
 namespace TwoPhase.Fuzz.Tests.Harness;
 
@@ -42,120 +44,17 @@ public static class State
         }
     }
 
-    /// <summary>DESIGN §2 invariants on a quiet system; returns every violation found.</summary>
+    /// <summary>DESIGN §2 invariants on a quiet system, judged by the harness's one auditor; returns every violation found.</summary>
     public static async Task<List<string>> AuditAsync(Services s)
     {
         await WaitQuietAsync(s);
-        var bad = new List<string>();
-        var orders = (await s.GetAllAsync(Svc.Order, "/v1/orders", "orderId")).Select(o => o!).ToList();
-        var storage = (await s.GetAllAsync(Svc.Storage, "/v1/transactions", "transactionId")).ToDictionary(r => Str(r!, "transactionId"), r => Str(r!, "state"));
-        var delivery = (await s.GetAllAsync(Svc.Delivery, "/v1/transactions", "transactionId")).ToDictionary(r => Str(r!, "transactionId"), r => Str(r!, "state"));
-        var products = (await s.GetAsync(Svc.Storage, "/v1/products")).AsArray().Select(p => p!).ToList();
-        var couriers = (await s.GetAsync(Svc.Delivery, "/v1/couriers")).AsArray().Select(c => c!).ToList();
-        var deliveries = (await s.GetAllAsync(Svc.Delivery, "/v1/deliveries", "transactionId")).Select(d => d!).ToList();
-
-        var committed = new HashSet<string>();
-        var sold = new Dictionary<string, long>();
-        foreach (var order in orders)
+        var reader = new ServiceSnapshotReader(s.Http, new ServiceEndpoints(s.Urls[Svc.Order], s.Urls[Svc.Storage], s.Urls[Svc.Delivery]), s.Secret)
         {
-            var tx = Str(order, "transactionId");
-            var status = Str(order, "status");
-            var atStorage = storage.GetValueOrDefault(tx, "none");
-            var atDelivery = delivery.GetValueOrDefault(tx, "none");
-            if (status == "committed")
-            {
-                committed.Add(tx);
-                if (atStorage != "committed" || atDelivery != "committed")
-                {
-                    bad.Add($"atomicity: order {tx} committed, storage {atStorage}, delivery {atDelivery}");
-                }
-
-                foreach (var item in order["items"]!.AsArray())
-                {
-                    var sku = Str(item!, "sku");
-                    sold[sku] = sold.GetValueOrDefault(sku) + item!["quantity"]!.GetValue<long>();
-                }
-            }
-            else if (status == "aborted")
-            {
-                if (atStorage == "committed" || atDelivery == "committed")
-                {
-                    bad.Add($"atomicity: order {tx} aborted, storage {atStorage}, delivery {atDelivery}");
-                }
-            }
-            else
-            {
-                bad.Add($"liveness: order {tx} is {status} on a quiet system");
-            }
-
-            if (order["completed"]?.GetValue<bool>() != true)
-            {
-                bad.Add($"liveness: order {tx} not completed");
-            }
-        }
-
-        foreach (var (name, ledger) in new[] { ("storage", storage), ("delivery", delivery) })
-        {
-            foreach (var (tx, state) in ledger)
-            {
-                if (state == "committed" && !committed.Contains(tx))
-                {
-                    bad.Add($"validity: {name} committed {tx} without a committed order");
-                }
-
-                if (state == "prepared")
-                {
-                    bad.Add($"liveness: {name} still holds {tx} prepared");
-                }
-            }
-        }
-
-        foreach (var p in products)
-        {
-            var (sku, onHand, reserved, soldHere, received) = (Str(p, "sku"), Num(p, "onHand"), Num(p, "reserved"), Num(p, "sold"), Num(p, "received"));
-            if (onHand + soldHere != received || onHand < 0 || reserved != 0 || soldHere < 0)
-            {
-                bad.Add($"conservation: {p.ToJsonString()}");
-            }
-
-            if (soldHere != sold.GetValueOrDefault(sku))
-            {
-                bad.Add($"conservation: {sku} sold {soldHere}, committed orders took {sold.GetValueOrDefault(sku)}");
-            }
-        }
-
-        var active = deliveries.Where(d => Str(d, "status") == "active").ToList();
-        foreach (var group in active.GroupBy(d => Str(d, "courierId")).Where(g => g.Count() > 1))
-        {
-            bad.Add($"double booking: courier {group.Key} has {group.Count()} active deliveries");
-        }
-
-        foreach (var courier in couriers)
-        {
-            var status = Str(courier, "status");
-            var hasActive = active.Any(d => Str(d, "courierId") == Str(courier, "id"));
-            if (status == "reserved" || (status == "busy") != hasActive)
-            {
-                bad.Add($"couriers: {courier.ToJsonString()} with {(hasActive ? "an" : "no")} active delivery");
-            }
-        }
-
-        foreach (var d in deliveries.Where(d => !committed.Contains(Str(d, "transactionId"))))
-        {
-            bad.Add($"validity: delivery {d.ToJsonString()} without a committed order");
-        }
-
-        foreach (var tx in committed.Where(tx => deliveries.All(d => Str(d, "transactionId") != tx)))
-        {
-            bad.Add($"atomicity: committed order {tx} has no delivery");
-        }
-
-        return bad;
+            ReadAdminListings = true,
+        };
+        var report = new Auditor { MaxViolationsListed = int.MaxValue }.Check(await reader.ReadAsync(CancellationToken.None));
+        return report.Results.SelectMany(r => r.Violations.Select(v => $"{r.Name}: {v}")).ToList();
     }
-
-    private static string Str(JsonNode node, string name) => node[name]?.GetValue<string>() ?? "";
-
-    private static long Num(JsonNode node, string name) => node[name]!.GetValue<long>();
 
     private static void StripAges(JsonNode? node)
     {

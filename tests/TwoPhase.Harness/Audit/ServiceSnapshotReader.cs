@@ -2,9 +2,11 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
-using TwoPhase.Cli.Api;
+using Reference.Contracts;
+using TwoPhase.AspNetCore;
+using TwoPhase.Harness.Client;
 
-namespace TwoPhase.Cli.Audit;
+namespace TwoPhase.Harness.Audit;
 
 /// <summary>
 /// Reads a <see cref="SystemSnapshot"/> from the three services' APIs (paged listings per
@@ -26,6 +28,12 @@ public sealed class ServiceSnapshotReader(HttpClient http, ServiceEndpoints endp
     private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(30);
     private const int Attempts = 3;
 
+    /// <summary>
+    /// Also read the admin listings (unfinished transactions, prepared rows), a second view of what is in flight.
+    /// They need the shared secret: either <c>secret</c> or a default header on the client.
+    /// </summary>
+    public bool ReadAdminListings { get; init; }
+
     /// <summary>Reads everything once. The reads are not atomic across services: take it when quiet.</summary>
     public async Task<SystemSnapshot> ReadAsync(CancellationToken cancellationToken)
     {
@@ -46,7 +54,7 @@ public sealed class ServiceSnapshotReader(HttpClient http, ServiceEndpoints endp
         var decisions = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var tx in orphans)
         {
-            var decision = await GetAsync<DecisionDto>(endpoints.Order, $"/v1/transactions/{Uri.EscapeDataString(tx)}", cancellationToken);
+            var decision = await GetAsync<DecisionQuery>(endpoints.Order, $"/v1/transactions/{Uri.EscapeDataString(tx)}", cancellationToken);
             if (decision?.State is { } state)
             {
                 decisions[tx] = state;
@@ -83,29 +91,41 @@ public sealed class ServiceSnapshotReader(HttpClient http, ServiceEndpoints endp
         // participant applies, so a participant row read as committed is then always read as
         // committed at the coordinator too; the other order would show a commit in flight as a
         // participant committing without a decision (a false validity violation).
-        var storageRows = GetPagedAsync<LedgerRowDto>(endpoints.Storage, "/v1/transactions", r => r.TransactionId, ct);
-        var deliveryRows = GetPagedAsync<LedgerRowDto>(endpoints.Delivery, "/v1/transactions", r => r.TransactionId, ct);
-        var products = GetListAsync<ProductDto>(endpoints.Storage, "/v1/products", ct);
-        var couriers = GetListAsync<CourierDto>(endpoints.Delivery, "/v1/couriers", ct);
-        var deliveries = GetPagedAsync<DeliveryDto>(endpoints.Delivery, "/v1/deliveries", d => d.TransactionId, ct);
+        var storageRows = GetPagedAsync<LedgerRow>(endpoints.Storage, "/v1/transactions", r => r.TransactionId, ct);
+        var deliveryRows = GetPagedAsync<LedgerRow>(endpoints.Delivery, "/v1/transactions", r => r.TransactionId, ct);
+        var products = GetListAsync<Product>(endpoints.Storage, "/v1/products", ct);
+        var couriers = GetListAsync<Courier>(endpoints.Delivery, "/v1/couriers", ct);
+        var deliveries = GetPagedAsync<Delivery>(endpoints.Delivery, "/v1/deliveries", d => d.TransactionId, ct);
         await Task.WhenAll(storageRows, deliveryRows, products, couriers, deliveries);
-        var orders = await GetPagedAsync<OrderDto>(endpoints.Order, "/v1/orders", o => o.OrderId, ct);
+        var storagePrepared = ReadAdminListings ? await GetListAsync<LedgerRow>(endpoints.Storage, "/v1/admin/prepared", ct) : [];
+        var deliveryPrepared = ReadAdminListings ? await GetListAsync<LedgerRow>(endpoints.Delivery, "/v1/admin/prepared", ct) : [];
+        var orders = await GetPagedAsync<OrderView>(endpoints.Order, "/v1/orders", o => o.OrderId, ct);
+        var unfinished = ReadAdminListings ? await GetListAsync<TransactionView>(endpoints.Order, "/v1/admin/transactions?state=unfinished", ct) : [];
 
+        // A field a service left out reads as null whatever the record says; the auditor compares values, so
+        // name what is missing instead of failing on it.
         return new SystemSnapshot(
-            orders.Select(o => new OrderSnapshot(
-                o.OrderId,
-                o.TransactionId ?? o.OrderId,
-                o.ClientOrderId,
-                o.Status ?? "unknown",
-                o.Items ?? [])).ToList(),
+            orders.Select(o => o with
+            {
+                TransactionId = o.TransactionId ?? o.OrderId,
+                Status = o.Status ?? "unknown",
+                Items = o.Items ?? [],
+                Votes = o.Votes ?? new Dictionary<string, VoteView>(),
+                Acknowledged = o.Acknowledged ?? [],
+            }).ToList(),
             (await storageRows).Select(ToLedger).ToList(),
             (await deliveryRows).Select(ToLedger).ToList(),
-            (await products).Select(p => new ProductSnapshot(p.Sku, p.OnHand, p.Reserved, p.Sold, p.Received)).ToList(),
-            (await couriers).Select(c => new CourierSnapshot(c.Id, c.Status ?? "unknown", c.TransactionId)).ToList(),
-            (await deliveries).Select(d => new DeliverySnapshot(d.TransactionId, d.CourierId, d.Status ?? "unknown")).ToList(),
-            new Dictionary<string, string>(StringComparer.Ordinal));
+            await products,
+            (await couriers).Select(c => c with { Status = c.Status ?? "unknown" }).ToList(),
+            (await deliveries).Select(d => d with { Status = d.Status ?? "unknown" }).ToList(),
+            new Dictionary<string, string>(StringComparer.Ordinal))
+        {
+            Unfinished = unfinished,
+            StoragePrepared = storagePrepared,
+            DeliveryPrepared = deliveryPrepared,
+        };
 
-        static LedgerRowSnapshot ToLedger(LedgerRowDto r) => new(r.TransactionId, r.State ?? "unknown");
+        static LedgerRow ToLedger(LedgerRow r) => r with { State = r.State ?? "unknown" };
     }
 
     private async Task<List<T>> GetPagedAsync<T>(Uri service, string path, Func<T, string> idOf, CancellationToken ct)

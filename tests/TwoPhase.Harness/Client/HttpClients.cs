@@ -1,6 +1,6 @@
 using System.Net;
 
-namespace TwoPhase.Cli.Api;
+namespace TwoPhase.Harness.Client;
 
 /// <summary>Builds the CLI's HTTP clients: one pooled, keep-alive handler per command run.</summary>
 public static class HttpClients

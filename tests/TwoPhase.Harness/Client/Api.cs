@@ -2,18 +2,22 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using Reference.Contracts;
+using TwoPhase.AspNetCore;
 
-namespace TwoPhase.EndToEnd.Tests.Harness;
+namespace TwoPhase.Harness.Client;
 
 /// <summary>
-/// The services' HTTP APIs as the tests use them: every call bounded in time, every listing read page by page,
-/// every non-success answer an exception that carries the body.
+/// The typed client of the reference system's public API, as the tests use it: every call bounded in time, every
+/// listing read page by page, every non-success answer an exception that carries the body. It reads and writes the
+/// services' own records (Reference.Contracts, TwoPhase.AspNetCore's Wire.cs).
 /// </summary>
 public sealed class Api(HttpClient http, Uri order, Uri storage, Uri delivery)
 {
     public const int PageSize = 1000;
 
-    public static readonly JsonSerializerOptions Json = JsonSerializerOptions.Web;
+    // Strict web defaults: a test wants a mistyped field to fail loudly (the auditor's reader is lenient on purpose).
+    private static readonly JsonSerializerOptions Json = JsonSerializerOptions.Web;
 
     public HttpClient Http => http;
 
@@ -23,10 +27,12 @@ public sealed class Api(HttpClient http, Uri order, Uri storage, Uri delivery)
 
     public Uri DeliveryUrl => delivery;
 
-    public Uri Participant(Service participant) => participant switch
+    public ServiceEndpoints Endpoints => new(order, storage, delivery);
+
+    public Uri Participant(ServiceKind participant) => participant switch
     {
-        Service.Storage => storage,
-        Service.Delivery => delivery,
+        ServiceKind.Storage => storage,
+        ServiceKind.Delivery => delivery,
         _ => throw new ArgumentOutOfRangeException(nameof(participant), participant, "not a participant"),
     };
 
@@ -37,7 +43,7 @@ public sealed class Api(HttpClient http, Uri order, Uri storage, Uri delivery)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(order, "v1/orders"))
         {
-            Content = JsonContent.Create(new { items = items.Select(i => new { sku = i.Sku, quantity = i.Quantity }).ToArray(), clientOrderId }, options: Json),
+            Content = JsonContent.Create(new PlaceOrderRequest(items.ToList(), clientOrderId), options: Json),
         };
         if (idempotencyKey is not null)
         {
@@ -69,16 +75,16 @@ public sealed class Api(HttpClient http, Uri order, Uri storage, Uri delivery)
 
     /// <summary>The coordinator's decision query: committed, aborted or pending.</summary>
     public async Task<string> DecisionAsync(string transactionId) =>
-        (await GetAsync<JsonElement>(order, $"v1/transactions/{transactionId}")).GetProperty("state").GetString()!;
+        (await GetAsync<DecisionQuery>(order, $"v1/transactions/{transactionId}")).State;
 
     // ---- participants
 
-    public Task<List<LedgerRow>> LedgerAsync(Service participant) => PagedAsync<LedgerRow>(Participant(participant), "v1/transactions", r => r.TransactionId);
+    public Task<List<LedgerRow>> LedgerAsync(ServiceKind participant) => PagedAsync<LedgerRow>(Participant(participant), "v1/transactions", r => r.TransactionId);
 
-    public Task<List<LedgerRow>> PreparedAsync(Service participant) => GetAsync<List<LedgerRow>>(Participant(participant), "v1/admin/prepared");
+    public Task<List<LedgerRow>> PreparedAsync(ServiceKind participant) => GetAsync<List<LedgerRow>>(Participant(participant), "v1/admin/prepared");
 
     /// <summary>A participant's ledger row, or null (404).</summary>
-    public async Task<LedgerRow?> LedgerRowAsync(Service participant, string transactionId)
+    public async Task<LedgerRow?> LedgerRowAsync(ServiceKind participant, string transactionId)
     {
         using var response = await http.GetAsync(new Uri(Participant(participant), $"v1/transactions/{transactionId}"));
         if (response.StatusCode == System.Net.HttpStatusCode.NotFound)
@@ -91,7 +97,7 @@ public sealed class Api(HttpClient http, Uri order, Uri storage, Uri delivery)
     }
 
     /// <summary>POST /v1/transactions/{id}/{prepare|commit|abort} straight to a participant, as a duplicated or stray message.</summary>
-    public async Task<(int Status, string Body)> SendProtocolAsync(Service participant, string transactionId, string verb, object? body = null)
+    public async Task<(int Status, string Body)> SendProtocolAsync(ServiceKind participant, string transactionId, string verb, object? body = null)
     {
         using var content = new StringContent(body is null ? "{}" : JsonSerializer.Serialize(body, Json), Encoding.UTF8, "application/json");
         using var response = await http.PostAsync(new Uri(Participant(participant), $"v1/transactions/{transactionId}/{verb}"), content);
@@ -99,7 +105,7 @@ public sealed class Api(HttpClient http, Uri order, Uri storage, Uri delivery)
     }
 
     /// <summary>POST /v1/transactions/batch with a raw JSON body, with this system's secret or, when <paramref name="authenticated"/> is false, none.</summary>
-    public async Task<(int Status, string Body)> SendBatchAsync(Service participant, string json, bool authenticated = true)
+    public async Task<(int Status, string Body)> SendBatchAsync(ServiceKind participant, string json, bool authenticated = true)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(Participant(participant), "v1/transactions/batch"))
         {
@@ -118,7 +124,7 @@ public sealed class Api(HttpClient http, Uri order, Uri storage, Uri delivery)
 
     public Task<List<Product>> ProductsAsync() => GetAsync<List<Product>>(storage, "v1/products");
 
-    public Task AddProductAsync(string sku, long stock) => PostAsync(storage, "v1/products", new { sku, name = $"Product {sku}", stock });
+    public Task AddProductAsync(string sku, long stock) => PostAsync(storage, "v1/products", new NewProduct(sku, $"Product {sku}", stock));
 
     // ---- delivery
 
@@ -128,7 +134,7 @@ public sealed class Api(HttpClient http, Uri order, Uri storage, Uri delivery)
     {
         for (var i = 0; i < count; i++)
         {
-            await PostAsync(delivery, "v1/couriers", new { id = $"courier-{i + 1:D3}", name = $"Courier {i + 1}" });
+            await PostAsync(delivery, "v1/couriers", new NewCourier($"courier-{i + 1:D3}", $"Courier {i + 1}"));
         }
     }
 

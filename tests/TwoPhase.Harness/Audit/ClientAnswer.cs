@@ -1,6 +1,6 @@
-using TwoPhase.Cli.Api;
+using Reference.Contracts;
 
-namespace TwoPhase.Cli.Audit;
+namespace TwoPhase.Harness.Audit;
 
 /// <summary>What a client was told about one order it placed.</summary>
 public enum AnswerOutcome

@@ -1,4 +1,4 @@
-namespace TwoPhase.Cli.Audit;
+namespace TwoPhase.Harness.Client;
 
 /// <summary>Where the three services listen.</summary>
 public sealed record ServiceEndpoints(Uri Order, Uri Storage, Uri Delivery)

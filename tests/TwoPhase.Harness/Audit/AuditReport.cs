@@ -1,4 +1,4 @@
-namespace TwoPhase.Cli.Audit;
+namespace TwoPhase.Harness.Audit;
 
 /// <summary>
 /// The result of checking one invariant: a short name, what it demands in one sentence, the exact

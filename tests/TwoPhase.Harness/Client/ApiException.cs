@@ -1,6 +1,6 @@
-namespace TwoPhase.Cli.Api;
+namespace TwoPhase.Harness.Client;
 
-/// <summary>A service answered in a way the CLI cannot use (unexpected status, unreadable body).</summary>
+/// <summary>A service answered in a way the client cannot use (unexpected status, unreadable body).</summary>
 public sealed class ApiException : Exception
 {
     public ApiException()

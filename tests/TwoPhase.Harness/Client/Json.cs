@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace TwoPhase.Cli.Api;
+namespace TwoPhase.Harness.Client;
 
 /// <summary>The one set of JSON options the CLI uses for the wire and for its own files.</summary>
 public static class Json
