@@ -68,7 +68,8 @@ internal static class SimulateProtocolCommand
         console.Write(table);
         foreach (var failure in summary.Failures.Take(traces))
         {
-            console.WriteLine(failure.Report());
+            // Plain output: a trace line is not to be wrapped at the console width.
+            Console.Out.WriteLine(failure.Report());
         }
 
         if (summary.Failures.Count > 0)
