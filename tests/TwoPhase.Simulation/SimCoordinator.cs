@@ -99,8 +99,9 @@ public sealed class SimCoordinator(World world, string name, TimeSpan skew)
             }
             catch (Exception e)
             {
-                world.Note($"{life.Incarnation} recovery failed: {e}");
-                throw;
+                // Anything else is a defect a host's worker would only log: here it fails the history, with its seed.
+                world.Invariants.Fail($"recovery: {life.Incarnation}'s scan threw {e}");
+                return;
             }
         }
     }
