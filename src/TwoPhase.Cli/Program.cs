@@ -14,6 +14,7 @@ internal static class Program
             AuditCommand.Create(),
             BenchCommand.Create(),
             ChaosCommand.Create(),
+            SimulateProtocolCommand.Create(),
         };
 
         // Ctrl+C cancels the command's token; the commands then stop the services they started

@@ -43,7 +43,10 @@ public sealed class TwoPhaseCoordinator(
     CoordinatorSettings settings,
     TimeProvider time,
     IProtocolHooks hooks,
-    TwoPhaseMetrics? metrics = null)
+    TwoPhaseMetrics? metrics = null,
+    // The retry backoff's jitter, Random.Shared unless given: the deterministic simulator passes one seeded from
+    // its history's seed, so that a seed replays step for step (docs/simulation.md).
+    Random? jitter = null)
 {
     public CoordinatorSettings Settings => settings;
 
@@ -193,7 +196,7 @@ public sealed class TwoPhaseCoordinator(
 
         if (!settled)
         {
-            var delay = Backoff.Delay(record.Attempts + 1, settings.RetryInitialDelay, settings.RetryMaxDelay, Random.Shared.NextDouble());
+            var delay = Backoff.Delay(record.Attempts + 1, settings.RetryInitialDelay, settings.RetryMaxDelay, (jitter ?? Random.Shared).NextDouble());
             await log.ScheduleRetryAsync(record.Id, time.GetUtcNow() + delay, cancellationToken);
         }
 
@@ -242,7 +245,8 @@ public sealed class TwoPhaseCoordinator(
         metrics?.RecordRedrives(due.Count);
         await Parallel.ForEachAsync(
             due,
-            new ParallelOptions { MaxDegreeOfParallelism = settings.RecoveryParallelism, CancellationToken = cancellationToken },
+            // On the caller's scheduler (the thread pool's in a host): the simulator runs every round on its own, one seed one history.
+            new ParallelOptions { MaxDegreeOfParallelism = settings.RecoveryParallelism, CancellationToken = cancellationToken, TaskScheduler = TaskScheduler.Current },
             async (record, ct) => await DriveAsync(record, ct));
         return touched + due.Count;
     }
