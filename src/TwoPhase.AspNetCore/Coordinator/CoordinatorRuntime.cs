@@ -1,7 +1,6 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using TwoPhase.Persistence;
@@ -86,65 +85,4 @@ internal sealed class TransportChain(IParticipantTransport outer, IAsyncDisposab
     public IParticipantTransport Outer => outer;
 
     public ValueTask DisposeAsync() => owned?.DisposeAsync() ?? ValueTask.CompletedTask;
-}
-
-/// <summary>Recovery at start-up and every interval (DESIGN §2): abandoned prepares abort, decisions are re-driven.</summary>
-internal sealed class CoordinatorRecovery(TwoPhaseCoordinator coordinator, IOptions<CoordinatorOptions> options, TimeProvider time, ILogger<CoordinatorRecovery> logger) : BackgroundService
-{
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(options.Value.RecoveryIntervalMs), time);
-        do
-        {
-            try
-            {
-                int touched;
-                // Drain a backlog (after a crash) batch by batch, but yield to the timer once caught up.
-                do
-                {
-                    touched = await coordinator.RecoverOnceAsync(stoppingToken);
-                    if (touched > 0)
-                    {
-                        Log.Recovered(logger, touched);
-                    }
-                }
-                while (touched >= options.Value.RecoveryBatchSize && !stoppingToken.IsCancellationRequested);
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                Log.RecoveryFailed(logger, e);
-            }
-        }
-        while (await timer.WaitForNextTickAsync(stoppingToken));
-    }
-}
-
-/// <summary>Logs what participants say that is not a plain success; the protocol engine stays free of logging.</summary>
-internal sealed class LoggingTransport(IParticipantTransport inner, ILogger<LoggingTransport> logger) : IParticipantTransport
-{
-    public async Task<Vote> PrepareAsync(ParticipantRef participant, string transactionId, string payload, CancellationToken cancellationToken)
-    {
-        var vote = await inner.PrepareAsync(participant, transactionId, payload, cancellationToken);
-        if (vote.Kind != VoteKind.Yes)
-        {
-            Log.Voted(logger, transactionId, participant.Name, vote.Kind.ToWire(), vote.Reason);
-        }
-
-        return vote;
-    }
-
-    public async Task<Ack> SendDecisionAsync(ParticipantRef participant, string transactionId, Decision decision, string payload, CancellationToken cancellationToken)
-    {
-        var ack = await inner.SendDecisionAsync(participant, transactionId, decision, payload, cancellationToken);
-        if (ack.Kind == AckKind.Conflict)
-        {
-            Log.ProtocolViolation(logger, transactionId, $"{participant.Name} refused {decision}: {ack.Detail}");
-        }
-        else if (ack.Kind == AckKind.Failed)
-        {
-            Log.DecisionNotAcknowledged(logger, transactionId, participant.Name, decision.ToString(), ack.Detail);
-        }
-
-        return ack;
-    }
 }
