@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using Dapper;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
@@ -13,13 +14,14 @@ public sealed record NewCourier(string? Id, string? Name);
 public sealed record Delivery(string TransactionId, string CourierId, string? OrderId, string Status);
 
 /// <summary>What an empty database starts with.</summary>
-public sealed class SeedOptions
+public sealed class CourierSeedOptions
 {
     public const string SectionName = "Seed";
 
     public bool Enabled { get; set; } = true;
 
     /// <summary>Couriers created on first start.</summary>
+    [Range(0, 10_000)]
     public int Couriers { get; set; } = 5;
 }
 
@@ -29,7 +31,7 @@ public static class CouriersApi
 
     public static WebApplicationBuilder AddCouriers(this WebApplicationBuilder builder)
     {
-        builder.Services.AddOptions<SeedOptions>().BindConfiguration(SeedOptions.SectionName);
+        builder.Services.AddTwoPhaseOptions<CourierSeedOptions>(CourierSeedOptions.SectionName);
         builder.Services.AddSingleton<IStartupTask, SeedCouriers>();
         return builder;
     }
@@ -107,27 +109,16 @@ public static class CouriersApi
             tx.Transaction,
             cancellationToken: ct));
 
-    private sealed class SeedCouriers(Database db, IOptions<SeedOptions> options) : IStartupTask
+    private sealed class SeedCouriers(Database db, IOptions<CourierSeedOptions> options) : SeedIfEmpty(db, "couriers")
     {
-        public int Order => 1;
+        protected override bool Enabled => options.Value.Enabled;
 
-        public async Task RunAsync(CancellationToken cancellationToken)
+        protected override async Task InsertAsync(LocalTransaction tx, CancellationToken cancellationToken)
         {
-            if (!options.Value.Enabled)
+            for (var i = 0; i < options.Value.Couriers; i++)
             {
-                return;
+                await CouriersApi.InsertAsync(tx, new Courier($"c-{i + 1:D3}", $"Courier {i + 1}", "free", null), cancellationToken);
             }
-
-            await db.WriteAsync(
-                async tx =>
-                {
-                    var existing = await tx.Connection.ExecuteScalarAsync<long>(new CommandDefinition("SELECT COUNT(*) FROM couriers", transaction: tx.Transaction, cancellationToken: cancellationToken));
-                    for (var i = (int)existing; existing == 0 && i < options.Value.Couriers; i++)
-                    {
-                        await InsertAsync(tx, new Courier($"c-{i + 1:D3}", $"Courier {i + 1}", "free", null), cancellationToken);
-                    }
-                },
-                cancellationToken);
         }
     }
 }

@@ -19,8 +19,8 @@ public static class ProductsApi
 
     public static WebApplicationBuilder AddProducts(this WebApplicationBuilder builder)
     {
-        builder.Services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.SectionName);
-        builder.Services.AddOptions<SeedOptions>().BindConfiguration(SeedOptions.SectionName);
+        builder.Services.AddTwoPhaseOptions<StorageOptions>(StorageOptions.SectionName);
+        builder.Services.AddTwoPhaseOptions<ProductSeedOptions>(ProductSeedOptions.SectionName);
         builder.Services.AddSingleton<IStartupTask, SeedCatalog>();
         return builder;
     }
@@ -118,35 +118,18 @@ public static class ProductsApi
             tx.Transaction,
             cancellationToken: ct));
 
-    /// <summary>Seeds the default catalog into an empty products table (after the schema: Order 1).</summary>
-    private sealed class SeedCatalog(Database db, IOptions<SeedOptions> options) : IStartupTask
+    /// <summary>Seeds the configured catalog, else the default one, into an empty products table.</summary>
+    private sealed class SeedCatalog(Database db, IOptions<ProductSeedOptions> options) : SeedIfEmpty(db, "products")
     {
-        public int Order => 1;
+        protected override bool Enabled => options.Value.Enabled;
 
-        public async Task RunAsync(CancellationToken cancellationToken)
+        protected override async Task InsertAsync(LocalTransaction tx, CancellationToken cancellationToken)
         {
-            var seed = options.Value;
-            if (!seed.Enabled)
+            var products = options.Value.Products.Count > 0 ? options.Value.Products : ProductSeedOptions.Defaults;
+            foreach (var p in products)
             {
-                return;
+                await ProductsApi.InsertAsync(tx, new Product(p.Sku, p.Name, p.Stock, 0, 0, p.Stock), cancellationToken);
             }
-
-            var products = seed.Products.Count > 0 ? seed.Products : SeedOptions.Defaults;
-            await db.WriteAsync(
-                async tx =>
-                {
-                    var existing = await tx.Connection.ExecuteScalarAsync<long>(new CommandDefinition("SELECT COUNT(*) FROM products", transaction: tx.Transaction, cancellationToken: cancellationToken));
-                    if (existing > 0)
-                    {
-                        return;
-                    }
-
-                    foreach (var p in products)
-                    {
-                        await InsertAsync(tx, new Product(p.Sku, p.Name, p.Stock, 0, 0, p.Stock), cancellationToken);
-                    }
-                },
-                cancellationToken);
         }
     }
 }

@@ -10,7 +10,7 @@ internal sealed class CoordinatorRecovery(TwoPhaseCoordinator coordinator, IOpti
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(options.Value.RecoveryIntervalMs), time);
+        using var timer = new PeriodicTimer(options.Value.RecoveryInterval, time);
         do
         {
             try
@@ -25,7 +25,7 @@ internal sealed class CoordinatorRecovery(TwoPhaseCoordinator coordinator, IOpti
                         Log.Recovered(logger, touched);
                     }
                 }
-                while (touched >= options.Value.RecoveryBatchSize && !stoppingToken.IsCancellationRequested);
+                while (touched >= coordinator.Settings.RecoveryBatchSize && !stoppingToken.IsCancellationRequested);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

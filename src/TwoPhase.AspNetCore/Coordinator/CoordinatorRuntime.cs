@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
@@ -14,17 +15,32 @@ public static class CoordinatorExtensions
     public static WebApplicationBuilder AddTwoPhaseCoordinator(this WebApplicationBuilder builder)
     {
         var services = builder.Services;
-        services.AddOptions<CoordinatorOptions>().BindConfiguration(CoordinatorOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddTwoPhaseOptions<CoordinatorOptions>(CoordinatorOptions.SectionName, o => o.Participants
+            .GroupBy(p => p.Name, StringComparer.Ordinal)
+            .Where(g => g.Count() > 1)
+            .Select(g => new OptionFailure(nameof(o.Participants), $"the name '{g.Key}' is given to {g.Count()} participants")));
+        // The protocol's bounds bind straight into the pure core's settings, from the same section: no twin to map.
+        services.AddTwoPhaseOptions<CoordinatorSettings>(CoordinatorOptions.SectionName, CoordinatorOptions.Bounds)
+            .PostConfigure<IConfiguration>((settings, configuration) =>
+            {
+                // Unless set, a duplicate waits as long as the first request can take to be decided, plus a second.
+                var section = configuration.GetSection(CoordinatorOptions.SectionName);
+                if (section[nameof(CoordinatorSettings.DuplicateWait)] is null && section[nameof(CoordinatorSettings.DuplicateWait) + "Ms"] is null)
+                {
+                    settings.DuplicateWait = settings.PrepareDeadline + settings.DecisionTimeout + TimeSpan.FromSeconds(1);
+                }
+            });
         services.TryAddSingleton<SqlDecisionLog>();
         services.TryAddSingleton<IDecisionLog>(sp => sp.GetRequiredService<SqlDecisionLog>());
         services.TryAddSingleton(sp =>
         {
             var o = sp.GetRequiredService<IOptions<CoordinatorOptions>>().Value;
+            var bounds = sp.GetRequiredService<IOptions<CoordinatorSettings>>().Value;
             var http = sp.GetRequiredService<IHttpClientFactory>().CreateClient(HttpParticipantTransport.ClientName);
             var shared = sp.GetRequiredService<IOptions<TwoPhaseOptions>>();
             IParticipantTransport single = new HttpParticipantTransport(http, shared);
             var wire = o.BatchMessages
-                ? new BatchingParticipantTransport(http, single, shared, o.MaxBatchMessages, o.MaxBatchesInFlight, TimeSpan.FromMilliseconds(Math.Max(o.PrepareDeadlineMs, o.DecisionTimeoutMs)))
+                ? new BatchingParticipantTransport(http, single, shared, o.MaxBatchMessages, o.MaxBatchesInFlight, bounds.PrepareDeadline > bounds.DecisionTimeout ? bounds.PrepareDeadline : bounds.DecisionTimeout)
                 : single;
             return new TransportChain(new LoggingTransport(
                 new InstrumentedTransport(wire, sp.GetService<TwoPhaseMetrics>(), sp.GetRequiredService<TimeProvider>()),
@@ -32,28 +48,15 @@ public static class CoordinatorExtensions
         });
         services.TryAddSingleton<IParticipantTransport>(sp => sp.GetRequiredService<TransportChain>().Outer);
         services.TryAddSingleton(sp => ParticipantDirectory(sp.GetRequiredService<IOptions<CoordinatorOptions>>().Value));
-        services.TryAddSingleton(sp =>
-        {
-            var o = sp.GetRequiredService<IOptions<CoordinatorOptions>>().Value;
-            return new TwoPhaseCoordinator(
-                sp.GetRequiredService<IDecisionLog>(),
-                sp.GetRequiredService<IParticipantTransport>(),
-                sp.GetRequiredService<IReadOnlyDictionary<string, ParticipantRef>>(),
-                new CoordinatorSettings
-                {
-                    PrepareDeadline = TimeSpan.FromMilliseconds(o.PrepareDeadlineMs),
-                    DecisionTimeout = TimeSpan.FromMilliseconds(o.DecisionTimeoutMs),
-                    RetryInitialDelay = TimeSpan.FromMilliseconds(o.RetryInitialDelayMs),
-                    RetryMaxDelay = TimeSpan.FromMilliseconds(o.RetryMaxDelayMs),
-                    DuplicateWait = TimeSpan.FromMilliseconds(o.PrepareDeadlineMs + o.DecisionTimeoutMs + 1000),
-                    RecoveryBatchSize = o.RecoveryBatchSize,
-                    AbandonGrace = TimeSpan.FromMilliseconds(o.AbandonGraceMs),
-                },
-                sp.GetRequiredService<TimeProvider>(),
-                sp.GetRequiredService<IProtocolHooks>(),
-                sp.GetService<TwoPhaseMetrics>());
-        });
-        // Load shedding for the endpoints that start transactions (Admission.cs).
+        services.TryAddSingleton(sp => new TwoPhaseCoordinator(
+            sp.GetRequiredService<IDecisionLog>(),
+            sp.GetRequiredService<IParticipantTransport>(),
+            sp.GetRequiredService<IReadOnlyDictionary<string, ParticipantRef>>(),
+            sp.GetRequiredService<IOptions<CoordinatorSettings>>().Value,
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<IProtocolHooks>(),
+            sp.GetService<TwoPhaseMetrics>()));
+        // Load shedding for the endpoints that start transactions (Hosting/Admission.cs).
         services.TryAddSingleton<TransactionAdmission>();
         services.AddSingleton<IStartupTask, DecisionLogSchema>();
         services.AddHostedService<CoordinatorRecovery>();

@@ -60,7 +60,7 @@ public static class TelemetryExtensions
     public static WebApplicationBuilder AddTwoPhaseTelemetry(this WebApplicationBuilder builder)
     {
         var services = builder.Services;
-        services.AddOptions<TelemetryOptions>().BindConfiguration(TelemetryOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddTwoPhaseOptions<TelemetryOptions>(TelemetryOptions.SectionName);
         services.AddMetrics();
         services.TryAddSingleton(sp => new TwoPhaseMetrics(sp.GetRequiredService<IMeterFactory>()));
         services.AddHostedService<TelemetryRefresher>();
