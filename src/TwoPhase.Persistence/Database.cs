@@ -1,6 +1,7 @@
 using System.ComponentModel.DataAnnotations;
 using System.Data;
 using System.Data.Common;
+using Dapper;
 using Microsoft.Data.Sqlite;
 using Npgsql;
 
@@ -61,7 +62,12 @@ public sealed class DatabaseOptions
 }
 
 /// <summary>One local database transaction in progress.</summary>
-public sealed record LocalTransaction(DbConnection Connection, DbTransaction Transaction, Dialect Dialect);
+public sealed record LocalTransaction(DbConnection Connection, DbTransaction Transaction, Dialect Dialect)
+{
+    /// <summary>One statement inside this transaction; the rows it touched.</summary>
+    public Task<int> ExecuteAsync(string sql, object? parameters, CancellationToken cancellationToken) =>
+        Connection.ExecuteAsync(new CommandDefinition(sql, parameters, Transaction, cancellationToken: cancellationToken));
+}
 
 /// <summary>
 /// A service's database: opens connections, runs local transactions with the durability asked for, and hides

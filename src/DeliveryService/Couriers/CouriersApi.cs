@@ -27,6 +27,7 @@ public sealed class CourierSeedOptions
 
 public static class CouriersApi
 {
+    private const string InsertSql = "INSERT INTO couriers (id, name, status) VALUES (@Id, @Name, 'free') ON CONFLICT DO NOTHING";
     private const string CourierColumns = "id AS Id, name AS Name, status AS Status, tx_id AS TransactionId";
 
     public static WebApplicationBuilder AddCouriers(this WebApplicationBuilder builder)
@@ -86,7 +87,7 @@ public static class CouriersApi
         }
 
         var courier = new Courier(body.Id ?? $"c-{Guid.CreateVersion7():N}", body.Name, "free", null);
-        var inserted = await db.WriteAsync(tx => InsertAsync(tx, courier, ct), ct);
+        var inserted = await db.WriteAsync(tx => tx.ExecuteAsync(InsertSql, courier, ct), ct);
         return inserted == 1 ? TypedResults.Created($"/v1/couriers/{courier.Id}", courier) : Problems.Conflict($"Courier '{courier.Id}' already exists.");
     }
 
@@ -102,23 +103,11 @@ public static class CouriersApi
         return delivery is null ? Problems.NotFound($"Active delivery for transaction '{transactionId}'") : TypedResults.Ok(delivery);
     }
 
-    private static Task<int> InsertAsync(LocalTransaction tx, Courier courier, CancellationToken ct) =>
-        tx.Connection.ExecuteAsync(new CommandDefinition(
-            "INSERT INTO couriers (id, name, status) VALUES (@Id, @Name, 'free') ON CONFLICT DO NOTHING",
-            courier,
-            tx.Transaction,
-            cancellationToken: ct));
-
-    private sealed class SeedCouriers(Database db, IOptions<CourierSeedOptions> options) : SeedIfEmpty(db, "couriers")
+    private sealed class SeedCouriers(Database db, IOptions<CourierSeedOptions> options) : SeedIfEmpty<Courier>(db, "couriers", InsertSql)
     {
         protected override bool Enabled => options.Value.Enabled;
 
-        protected override async Task InsertAsync(LocalTransaction tx, CancellationToken cancellationToken)
-        {
-            for (var i = 0; i < options.Value.Couriers; i++)
-            {
-                await CouriersApi.InsertAsync(tx, new Courier($"c-{i + 1:D3}", $"Courier {i + 1}", "free", null), cancellationToken);
-            }
-        }
+        protected override IEnumerable<Courier> Rows =>
+            Enumerable.Range(1, options.Value.Couriers).Select(i => new Courier($"c-{i:D3}", $"Courier {i}", "free", null));
     }
 }

@@ -15,6 +15,7 @@ public sealed record Restock(long? Quantity);
 public static class ProductsApi
 {
     private const long MaxStock = 1_000_000_000;
+    private const string InsertSql = "INSERT INTO products (sku, name, on_hand, reserved, sold, received) VALUES (@Sku, @Name, @OnHand, 0, 0, @OnHand) ON CONFLICT DO NOTHING";
     private const string Columns = "sku AS Sku, name AS Name, on_hand AS OnHand, reserved AS Reserved, sold AS Sold, received AS Received";
 
     public static WebApplicationBuilder AddProducts(this WebApplicationBuilder builder)
@@ -77,7 +78,7 @@ public static class ProductsApi
         }
 
         var product = new Product(body.Sku!, body.Name, body.Stock.Value, 0, 0, body.Stock.Value);
-        var inserted = await db.WriteAsync(tx => InsertAsync(tx, product, ct), ct);
+        var inserted = await db.WriteAsync(tx => tx.ExecuteAsync(InsertSql, product, ct), ct);
         return inserted == 1
             ? TypedResults.Created($"/v1/products/{product.Sku}", product)
             : Problems.Conflict($"Product '{product.Sku}' already exists; restock it instead.");
@@ -111,25 +112,12 @@ public static class ProductsApi
         return product is null ? Problems.NotFound($"Product '{sku}'") : TypedResults.Ok(product);
     }
 
-    internal static Task<int> InsertAsync(LocalTransaction tx, Product product, CancellationToken ct) =>
-        tx.Connection.ExecuteAsync(new CommandDefinition(
-            "INSERT INTO products (sku, name, on_hand, reserved, sold, received) VALUES (@Sku, @Name, @OnHand, 0, 0, @OnHand) ON CONFLICT DO NOTHING",
-            product,
-            tx.Transaction,
-            cancellationToken: ct));
-
     /// <summary>Seeds the configured catalog, else the default one, into an empty products table.</summary>
-    private sealed class SeedCatalog(Database db, IOptions<ProductSeedOptions> options) : SeedIfEmpty(db, "products")
+    private sealed class SeedCatalog(Database db, IOptions<ProductSeedOptions> options) : SeedIfEmpty<Product>(db, "products", InsertSql)
     {
         protected override bool Enabled => options.Value.Enabled;
 
-        protected override async Task InsertAsync(LocalTransaction tx, CancellationToken cancellationToken)
-        {
-            var products = options.Value.Products.Count > 0 ? options.Value.Products : ProductSeedOptions.Defaults;
-            foreach (var p in products)
-            {
-                await ProductsApi.InsertAsync(tx, new Product(p.Sku, p.Name, p.Stock, 0, 0, p.Stock), cancellationToken);
-            }
-        }
+        protected override IEnumerable<Product> Rows =>
+            (options.Value.Products.Count > 0 ? options.Value.Products : ProductSeedOptions.Defaults).Select(p => new Product(p.Sku, p.Name, p.Stock, 0, 0, p.Stock));
     }
 }
