@@ -1,5 +1,7 @@
+using System.ComponentModel.DataAnnotations;
 using System.Data;
 using System.Data.Common;
+using Dapper;
 using Microsoft.Data.Sqlite;
 using Npgsql;
 
@@ -18,6 +20,7 @@ public sealed class DatabaseOptions
     public const string SectionName = "Database";
 
     /// <summary><c>sqlite</c> (the embedded default) or <c>postgres</c>.</summary>
+    [RegularExpression(@"(?i)^\s*(sqlite|postgres|postgresql|npgsql)\s*$", ErrorMessage = "must be sqlite or postgres")]
     public string Provider { get; set; } = "sqlite";
 
     /// <summary>An Npgsql or Microsoft.Data.Sqlite connection string. Empty: a SQLite file under <c>data/</c>.</summary>
@@ -29,6 +32,7 @@ public sealed class DatabaseOptions
     /// share a stock server (max_connections = 100) with half of it to spare: measured at 64 concurrent orders, the
     /// three used 21 between them (docs/performance.md).
     /// </summary>
+    [Range(1, 1000)]
     public int MaxPoolSize { get; set; } = 12;
 
     /// <summary>
@@ -36,15 +40,18 @@ public sealed class DatabaseOptions
     /// longer for a row lock (a stuck session holding it) fails with SQLSTATE 55P03: the participant answers 503, the
     /// coordinator counts no vote and aborts, instead of every order queueing behind the holder.
     /// </summary>
+    [Range(0, 3_600_000)]
     public int LockTimeoutMs { get; set; } = 2_000;
 
     /// <summary>PostgreSQL <c>statement_timeout</c> of every session, in milliseconds (0: none): one statement never runs longer (SQLSTATE 57014).</summary>
+    [Range(0, 3_600_000)]
     public int StatementTimeoutMs { get; set; } = 10_000;
 
     /// <summary>
     /// PostgreSQL <c>idle_in_transaction_session_timeout</c>, in milliseconds (0: none): a session of ours that stays
     /// idle inside a transaction (a stalled process) is ended by the server and its locks freed.
     /// </summary>
+    [Range(0, 3_600_000)]
     public int IdleInTransactionTimeoutMs { get; set; } = 30_000;
 
     /// <summary>
@@ -55,7 +62,12 @@ public sealed class DatabaseOptions
 }
 
 /// <summary>One local database transaction in progress.</summary>
-public sealed record LocalTransaction(DbConnection Connection, DbTransaction Transaction, Dialect Dialect);
+public sealed record LocalTransaction(DbConnection Connection, DbTransaction Transaction, Dialect Dialect)
+{
+    /// <summary>One statement inside this transaction; the rows it touched.</summary>
+    public Task<int> ExecuteAsync(string sql, object? parameters, CancellationToken cancellationToken) =>
+        Connection.ExecuteAsync(new CommandDefinition(sql, parameters, Transaction, cancellationToken: cancellationToken));
+}
 
 /// <summary>
 /// A service's database: opens connections, runs local transactions with the durability asked for, and hides

@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using Dapper;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
@@ -7,23 +8,25 @@ using TwoPhase.Persistence;
 namespace DeliveryService.Couriers;
 
 /// <summary>What an empty database starts with.</summary>
-public sealed class SeedOptions
+public sealed class CourierSeedOptions
 {
     public const string SectionName = "Seed";
 
     public bool Enabled { get; set; } = true;
 
     /// <summary>Couriers created on first start.</summary>
+    [Range(0, 10_000)]
     public int Couriers { get; set; } = 5;
 }
 
 public static class CouriersApi
 {
+    private const string InsertSql = "INSERT INTO couriers (id, name, status) VALUES (@Id, @Name, 'free') ON CONFLICT DO NOTHING";
     private const string CourierColumns = "id AS Id, name AS Name, status AS Status, tx_id AS TransactionId";
 
     public static WebApplicationBuilder AddCouriers(this WebApplicationBuilder builder)
     {
-        builder.Services.AddOptions<SeedOptions>().BindConfiguration(SeedOptions.SectionName);
+        builder.Services.AddTwoPhaseOptions<CourierSeedOptions>(CourierSeedOptions.SectionName);
         builder.Services.AddSingleton<IStartupTask, SeedCouriers>();
         return builder;
     }
@@ -78,7 +81,7 @@ public static class CouriersApi
         }
 
         var courier = new Courier(body.Id ?? $"c-{Guid.CreateVersion7():N}", body.Name, "free", null);
-        var inserted = await db.WriteAsync(tx => InsertAsync(tx, courier, ct), ct);
+        var inserted = await db.WriteAsync(tx => tx.ExecuteAsync(InsertSql, courier, ct), ct);
         return inserted == 1 ? TypedResults.Created($"/v1/couriers/{courier.Id}", courier) : Problems.Conflict($"Courier '{courier.Id}' already exists.");
     }
 
@@ -94,34 +97,11 @@ public static class CouriersApi
         return delivery is null ? Problems.NotFound($"Active delivery for transaction '{transactionId}'") : TypedResults.Ok(delivery);
     }
 
-    private static Task<int> InsertAsync(LocalTransaction tx, Courier courier, CancellationToken ct) =>
-        tx.Connection.ExecuteAsync(new CommandDefinition(
-            "INSERT INTO couriers (id, name, status) VALUES (@Id, @Name, 'free') ON CONFLICT DO NOTHING",
-            courier,
-            tx.Transaction,
-            cancellationToken: ct));
-
-    private sealed class SeedCouriers(Database db, IOptions<SeedOptions> options) : IStartupTask
+    private sealed class SeedCouriers(Database db, IOptions<CourierSeedOptions> options) : SeedIfEmpty<Courier>(db, "couriers", InsertSql)
     {
-        public int Order => 1;
+        protected override bool Enabled => options.Value.Enabled;
 
-        public async Task RunAsync(CancellationToken cancellationToken)
-        {
-            if (!options.Value.Enabled)
-            {
-                return;
-            }
-
-            await db.WriteAsync(
-                async tx =>
-                {
-                    var existing = await tx.Connection.ExecuteScalarAsync<long>(new CommandDefinition("SELECT COUNT(*) FROM couriers", transaction: tx.Transaction, cancellationToken: cancellationToken));
-                    for (var i = (int)existing; existing == 0 && i < options.Value.Couriers; i++)
-                    {
-                        await InsertAsync(tx, new Courier($"c-{i + 1:D3}", $"Courier {i + 1}", "free", null), cancellationToken);
-                    }
-                },
-                cancellationToken);
-        }
+        protected override IEnumerable<Courier> Rows =>
+            Enumerable.Range(1, options.Value.Couriers).Select(i => new Courier($"c-{i:D3}", $"Courier {i}", "free", null));
     }
 }

@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -15,21 +16,27 @@ public sealed class DashboardOptions
     public const string SectionName = "Dashboard";
 
     /// <summary>The participant that serves <c>/v1/products</c> (stock).</summary>
+    [Required]
     public string InventoryParticipant { get; set; } = "storage";
 
     /// <summary>The participant that serves <c>/v1/couriers</c>.</summary>
+    [Required]
     public string CourierParticipant { get; set; } = "delivery";
 
     /// <summary>Newest transactions listed.</summary>
+    [Range(1, 1000)]
     public int RecentTransactions { get; set; } = 12;
 
     /// <summary>Of those, how many get each participant's ledger row (for the per-participant timeline).</summary>
+    [Range(0, 1000)]
     public int TimelineTransactions { get; set; } = 6;
 
     /// <summary>How long one snapshot is reused, so many open pages cost the same as one.</summary>
+    [Range(0, 600_000)]
     public int CacheMs { get; set; } = 750;
 
     /// <summary>Bound on each read from a participant.</summary>
+    [Range(50, 600_000)]
     public int ParticipantTimeoutMs { get; set; } = 1500;
 }
 
@@ -204,7 +211,7 @@ public static class DashboardApi
 
     public static WebApplicationBuilder AddDashboard(this WebApplicationBuilder builder)
     {
-        builder.Services.AddOptions<DashboardOptions>().BindConfiguration(DashboardOptions.SectionName);
+        builder.Services.AddTwoPhaseOptions<DashboardOptions>(DashboardOptions.SectionName);
         builder.Services.AddSingleton<DashboardRecorder>();
         builder.Services.AddSingleton<DashboardReader>();
         builder.Services.AddHttpClient(DashboardReader.ClientName);

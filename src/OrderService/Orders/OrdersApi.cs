@@ -53,9 +53,15 @@ public static class OrdersApi
 
     public static WebApplicationBuilder AddOrders(this WebApplicationBuilder builder)
     {
-        builder.Services.AddOptions<OrderOptions>().BindConfiguration(OrderOptions.SectionName);
+        // OrderOptions is the wire contracts' file's; its bounds are given here.
+        builder.Services.AddTwoPhaseOptions<OrderOptions>(OrderOptions.SectionName, o =>
+        [
+            string.IsNullOrWhiteSpace(o.DefaultSku) ? new OptionFailure(nameof(o.DefaultSku), "must not be empty") : null,
+            OptionFailure.Unless(nameof(o.MaxLines), o.MaxLines, 1, 10_000),
+            OptionFailure.Unless(nameof(o.MaxQuantity), o.MaxQuantity, 1, 1_000_000_000),
+        ]);
         builder.Services.AddSingleton<OrderPlacement>();
-        builder.Services.AddOptions<CatalogOptions>().BindConfiguration(CatalogOptions.SectionName);
+        builder.Services.AddTwoPhaseOptions<CatalogOptions>(CatalogOptions.SectionName);
         builder.Services.AddSingleton<SkuCatalog>();
         builder.Services.AddHttpClient(SkuCatalog.ClientName);
         return builder;

@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Text.Json;
@@ -16,14 +17,18 @@ public sealed class CatalogOptions
     public bool Enabled { get; set; } = true;
 
     /// <summary>Storage's base URL; unset: the participant named <c>storage</c>.</summary>
+    [Url]
     public string? Url { get; set; }
 
     /// <summary>Least time between two catalog reads, so a stream of unknown SKUs cannot turn into a stream of reads.</summary>
+    [Range(0, 600_000)]
     public int MinRefreshIntervalMs { get; set; } = 100;
 
+    [Range(50, 600_000)]
     public int RequestTimeoutMs { get; set; } = 2000;
 
     /// <summary>Most SKUs kept; a larger catalog is not cached and storage decides (never a wrong 400).</summary>
+    [Range(1, 10_000_000)]
     public int MaxSkus { get; set; } = 100_000;
 }
 

@@ -11,12 +11,13 @@ public sealed record Restock(long? Quantity);
 public static class ProductsApi
 {
     private const long MaxStock = 1_000_000_000;
+    private const string InsertSql = "INSERT INTO products (sku, name, on_hand, reserved, sold, received) VALUES (@Sku, @Name, @OnHand, 0, 0, @OnHand) ON CONFLICT DO NOTHING";
     private const string Columns = "sku AS Sku, name AS Name, on_hand AS OnHand, reserved AS Reserved, sold AS Sold, received AS Received";
 
     public static WebApplicationBuilder AddProducts(this WebApplicationBuilder builder)
     {
-        builder.Services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.SectionName);
-        builder.Services.AddOptions<SeedOptions>().BindConfiguration(SeedOptions.SectionName);
+        builder.Services.AddTwoPhaseOptions<StorageOptions>(StorageOptions.SectionName);
+        builder.Services.AddTwoPhaseOptions<ProductSeedOptions>(ProductSeedOptions.SectionName);
         builder.Services.AddSingleton<IStartupTask, SeedCatalog>();
         return builder;
     }
@@ -73,7 +74,7 @@ public static class ProductsApi
         }
 
         var product = new Product(body.Sku!, body.Name, body.Stock.Value, 0, 0, body.Stock.Value);
-        var inserted = await db.WriteAsync(tx => InsertAsync(tx, product, ct), ct);
+        var inserted = await db.WriteAsync(tx => tx.ExecuteAsync(InsertSql, product, ct), ct);
         return inserted == 1
             ? TypedResults.Created($"/v1/products/{product.Sku}", product)
             : Problems.Conflict($"Product '{product.Sku}' already exists; restock it instead.");
@@ -107,42 +108,12 @@ public static class ProductsApi
         return product is null ? Problems.NotFound($"Product '{sku}'") : TypedResults.Ok(product);
     }
 
-    internal static Task<int> InsertAsync(LocalTransaction tx, Product product, CancellationToken ct) =>
-        tx.Connection.ExecuteAsync(new CommandDefinition(
-            "INSERT INTO products (sku, name, on_hand, reserved, sold, received) VALUES (@Sku, @Name, @OnHand, 0, 0, @OnHand) ON CONFLICT DO NOTHING",
-            product,
-            tx.Transaction,
-            cancellationToken: ct));
-
-    /// <summary>Seeds the default catalog into an empty products table (after the schema: Order 1).</summary>
-    private sealed class SeedCatalog(Database db, IOptions<SeedOptions> options) : IStartupTask
+    /// <summary>Seeds the configured catalog, else the default one, into an empty products table.</summary>
+    private sealed class SeedCatalog(Database db, IOptions<ProductSeedOptions> options) : SeedIfEmpty<Product>(db, "products", InsertSql)
     {
-        public int Order => 1;
+        protected override bool Enabled => options.Value.Enabled;
 
-        public async Task RunAsync(CancellationToken cancellationToken)
-        {
-            var seed = options.Value;
-            if (!seed.Enabled)
-            {
-                return;
-            }
-
-            var products = seed.Products.Count > 0 ? seed.Products : SeedOptions.Defaults;
-            await db.WriteAsync(
-                async tx =>
-                {
-                    var existing = await tx.Connection.ExecuteScalarAsync<long>(new CommandDefinition("SELECT COUNT(*) FROM products", transaction: tx.Transaction, cancellationToken: cancellationToken));
-                    if (existing > 0)
-                    {
-                        return;
-                    }
-
-                    foreach (var p in products)
-                    {
-                        await InsertAsync(tx, new Product(p.Sku, p.Name, p.Stock, 0, 0, p.Stock), cancellationToken);
-                    }
-                },
-                cancellationToken);
-        }
+        protected override IEnumerable<Product> Rows =>
+            (options.Value.Products.Count > 0 ? options.Value.Products : ProductSeedOptions.Defaults).Select(p => new Product(p.Sku, p.Name, p.Stock, 0, 0, p.Stock));
     }
 }

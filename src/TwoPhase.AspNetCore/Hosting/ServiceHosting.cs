@@ -39,8 +39,8 @@ public static class HostingExtensions
             builder.WebHost.UseUrls(defaultUrl);
         }
 
-        services.AddOptions<TwoPhaseOptions>().BindConfiguration(TwoPhaseOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
-        services.AddOptions<DatabaseOptions>().BindConfiguration(DatabaseOptions.SectionName);
+        services.AddTwoPhaseOptions<TwoPhaseOptions>(TwoPhaseOptions.SectionName);
+        services.AddTwoPhaseOptions<DatabaseOptions>(DatabaseOptions.SectionName);
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(sp => Database.Create(sp.GetRequiredService<IOptions<DatabaseOptions>>().Value, defaultSqliteFile));
         services.TryAddSingleton<IProtocolHooks>(sp => CrashPointHooks.FromEnvironment() is { } point
@@ -75,7 +75,9 @@ public static class HostingExtensions
     /// <summary>Wait for the database (bounded), then run every <see cref="IStartupTask"/> in order.</summary>
     public static async Task InitializeTwoPhaseAsync(this WebApplication app, CancellationToken cancellationToken = default)
     {
-        // The shared secret first: a refused cookie file stops the service before it waits for its database.
+        // Every options class first (the shared secret among them: a refused cookie file), so a bad setting stops the
+        // service at once with its key named, before it waits up to a minute for its database.
+        app.Services.GetService<IStartupValidator>()?.Validate();
         _ = app.Services.GetRequiredService<IOptions<TwoPhaseOptions>>().Value;
         var db = app.Services.GetRequiredService<Database>();
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("TwoPhase.Startup");

@@ -16,7 +16,7 @@ public sealed class HttpParticipantTransport(HttpClient http, IOptions<TwoPhaseO
     public async Task<Vote> PrepareAsync(ParticipantRef participant, string transactionId, string payload, CancellationToken cancellationToken)
     {
         using var request = participant.Legacy
-            ? Post(participant, "prepare", LegacyBody(transactionId, payload))
+            ? Post(participant, LegacyDialect.PreparePath, LegacyDialect.Body(transactionId, payload))
             : Post(participant, $"v1/transactions/{Uri.EscapeDataString(transactionId)}/prepare", payload);
         try
         {
@@ -70,7 +70,7 @@ public sealed class HttpParticipantTransport(HttpClient http, IOptions<TwoPhaseO
     public async Task<Ack> SendDecisionAsync(ParticipantRef participant, string transactionId, Decision decision, string payload, CancellationToken cancellationToken)
     {
         using var request = participant.Legacy
-            ? Post(participant, decision == Decision.Commit ? "commit" : "rollback", LegacyBody(transactionId, payload))
+            ? Post(participant, LegacyDialect.DecisionPath(decision), LegacyDialect.Body(transactionId, payload))
             : Post(participant, $"v1/transactions/{Uri.EscapeDataString(transactionId)}/{(decision == Decision.Commit ? "commit" : "abort")}", null);
         try
         {
@@ -100,15 +100,5 @@ public sealed class HttpParticipantTransport(HttpClient http, IOptions<TwoPhaseO
         }
 
         return request;
-    }
-
-    /// <summary>The old dialect carries a numeric order id; our payload keeps it as <c>legacyOrderId</c> when there is one.</summary>
-    private static string LegacyBody(string transactionId, string payload)
-    {
-        using var doc = JsonDocument.Parse(payload);
-        var orderId = doc.RootElement.TryGetProperty("legacyOrderId", out var legacy) && legacy.ValueKind == JsonValueKind.Number
-            ? legacy.Clone()
-            : doc.RootElement.TryGetProperty("orderId", out var id) ? id.Clone() : default;
-        return JsonSerializer.Serialize(new Dictionary<string, object?> { ["transactionId"] = transactionId, ["orderId"] = orderId.ValueKind == JsonValueKind.Undefined ? null : orderId });
     }
 }

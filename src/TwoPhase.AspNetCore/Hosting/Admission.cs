@@ -12,7 +12,7 @@ namespace TwoPhase.AspNetCore;
 /// <summary>
 /// Admission of new transactions at the coordinator: at most <see cref="CoordinatorOptions.MaxInFlight"/> run at once,
 /// up to <see cref="CoordinatorOptions.AdmissionQueueLimit"/> more wait (oldest first, each at most
-/// <see cref="CoordinatorOptions.AdmissionQueueTimeoutMs"/>), and the rest are shed at once with 503 and Retry-After.
+/// <see cref="CoordinatorOptions.AdmissionQueueTimeout"/>), and the rest are shed at once with 503 and Retry-After.
 /// </summary>
 /// <remarks>
 /// Why: past the peak, more transactions in flight only lengthen every queue behind them (the batcher's, the database
@@ -43,7 +43,7 @@ public sealed class TransactionAdmission : IDisposable
             // Oldest first: the order that has waited longest is the closest to its client giving up.
             QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
         });
-        _queueTimeout = TimeSpan.FromMilliseconds(o.AdmissionQueueTimeoutMs);
+        _queueTimeout = o.AdmissionQueueTimeout;
         _time = time;
         RetryAfterSeconds = o.RetryAfterSeconds;
         var meter = meters?.Create(TwoPhaseDiagnostics.Name) ?? new Meter(TwoPhaseDiagnostics.Name);

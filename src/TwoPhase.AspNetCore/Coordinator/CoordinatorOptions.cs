@@ -1,0 +1,89 @@
+using System.ComponentModel.DataAnnotations;
+using TwoPhase.Protocol;
+
+namespace TwoPhase.AspNetCore;
+
+/// <summary>One participant in the coordinator's configuration.</summary>
+public sealed class ParticipantEndpoint
+{
+    [Required]
+    public string Name { get; set; } = "";
+
+    [Required]
+    [Url]
+    public string Url { get; set; } = "";
+
+    /// <summary><c>v1</c> (default) or <c>legacy</c> for a participant that speaks only <c>/prepare</c>, <c>/commit</c>, <c>/rollback</c>.</summary>
+    [RegularExpression("(?i)^(v1|legacy)$", ErrorMessage = "must be v1 or legacy")]
+    public string Protocol { get; set; } = "v1";
+}
+
+/// <summary>
+/// The coordinator runtime's settings, section <c>Coordinator</c>: its participants, recovery schedule, batching and
+/// admission. The protocol's own bounds (prepare deadline, decision timeout, retry delays, abandon grace, recovery batch)
+/// are <see cref="CoordinatorSettings"/>, bound from the same section (<see cref="CoordinatorExtensions.AddTwoPhaseCoordinator"/>),
+/// so each setting has one home and one key. Durations are <see cref="TimeSpan"/>s (<c>00:00:01</c>); the older
+/// <c>...Ms</c> keys still work (docs/api.md, "Configuration").
+/// </summary>
+public sealed class CoordinatorOptions
+{
+    public const string SectionName = "Coordinator";
+
+    /// <summary>The participants every order involves. Defaults to the reference storage and delivery services.</summary>
+    public List<ParticipantEndpoint> Participants { get; set; } = [];
+
+    /// <summary>How often recovery scans the decision log (DESIGN §2); it also runs once at start-up.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "00:10:00")]
+    public TimeSpan RecoveryInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Send the messages waiting for one participant at the same moment together, in one
+    /// <c>POST /v1/transactions/batch</c> (docs/api.md). Nothing waits to fill a batch. Off: one request per message.
+    /// </summary>
+    public bool BatchMessages { get; set; } = true;
+
+    /// <summary>Messages per batch at most.</summary>
+    [Range(1, BatchLimits.MaxMessages)]
+    public int MaxBatchMessages { get; set; } = 64;
+
+    /// <summary>Batch requests in flight to one participant at once; while all are busy, messages gather.</summary>
+    [Range(1, 256)]
+    public int MaxBatchesInFlight { get; set; } = 4;
+
+    /// <summary>
+    /// Admission: transactions run at once by this coordinator (from the request's arrival to its answer); more wait in
+    /// the admission queue, and beyond it get 503 with Retry-After (docs/api.md). Sized so that at the measured peak the
+    /// admitted orders' queueing stays far below the prepare deadline (docs/performance.md, "Overload").
+    /// </summary>
+    [Range(1, 100_000)]
+    public int MaxInFlight { get; set; } = 256;
+
+    /// <summary>Admission: requests that may wait for a place once <see cref="MaxInFlight"/> run; more are shed at once. 0: no waiting.</summary>
+    [Range(0, 100_000)]
+    public int AdmissionQueueLimit { get; set; } = 256;
+
+    /// <summary>Admission: the longest a request waits for a place before it is shed. It is not counted in the prepare deadline, which starts once admitted.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.001", "00:10:00")]
+    public TimeSpan AdmissionQueueTimeout { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Admission: the Retry-After a shed request is given, in seconds.</summary>
+    [Range(1, 3600)]
+    public int RetryAfterSeconds { get; set; } = 1;
+
+    /// <summary>
+    /// The bounds of the protocol's settings, as the <c>...Ms</c> ranges were before they were durations (DESIGN §2
+    /// defaults); <see cref="CoordinatorSettings"/> lives in the pure core and carries no annotations.
+    /// </summary>
+    internal static IEnumerable<OptionFailure?> Bounds(CoordinatorSettings s)
+    {
+        var tenMinutes = TimeSpan.FromMinutes(10);
+        yield return OptionFailure.Unless(nameof(s.PrepareDeadline), s.PrepareDeadline, TimeSpan.FromMilliseconds(50), tenMinutes);
+        yield return OptionFailure.Unless(nameof(s.DecisionTimeout), s.DecisionTimeout, TimeSpan.FromMilliseconds(50), tenMinutes);
+        yield return OptionFailure.Unless(nameof(s.RetryInitialDelay), s.RetryInitialDelay, TimeSpan.FromMilliseconds(1), TimeSpan.FromMinutes(1));
+        yield return OptionFailure.Unless(nameof(s.RetryMaxDelay), s.RetryMaxDelay, TimeSpan.FromMilliseconds(1), tenMinutes);
+        yield return OptionFailure.Unless(nameof(s.AbandonGrace), s.AbandonGrace, TimeSpan.Zero, tenMinutes);
+        yield return OptionFailure.Unless(nameof(s.DuplicateWait), s.DuplicateWait, TimeSpan.Zero, TimeSpan.FromMinutes(30));
+        yield return OptionFailure.Unless(nameof(s.RecoveryBatchSize), s.RecoveryBatchSize, 1, 10_000);
+        yield return OptionFailure.Unless(nameof(s.RecoveryParallelism), s.RecoveryParallelism, 1, 256);
+    }
+}

@@ -1,0 +1,70 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace TwoPhase.AspNetCore;
+
+/// <summary>Settings shared by every TwoPhase service.</summary>
+public sealed class TwoPhaseOptions
+{
+    public const string SectionName = "TwoPhase";
+
+    /// <summary>
+    /// The secret shared by the services. When set, protocol and admin endpoints demand
+    /// <c>Authorization: Bearer &lt;secret&gt;</c>, and this service sends it. Never logged.
+    /// </summary>
+    public string? Secret { get; set; }
+
+    /// <summary>
+    /// The owner-only file holding the secret this user's services on this machine share when neither
+    /// <see cref="Secret"/> nor <c>TWOPHASE_SECRET</c> is set; the first service to start creates it (docs/security.md).
+    /// Unset: <c>$XDG_CONFIG_HOME/twophase/secret</c>, else <c>~/.config/twophase/secret</c> (<c>%APPDATA%\twophase\secret</c> on Windows).
+    /// </summary>
+    public string? SecretFile { get; set; }
+
+    /// <summary>Largest request body accepted, in bytes.</summary>
+    [Range(1024, 16 * 1024 * 1024)]
+    public int MaxBodyBytes { get; set; } = 64 * 1024;
+
+    /// <summary>
+    /// Longest a request may run before it is cancelled with 504. Above the coordinator's prepare deadline plus
+    /// decision timeout, so a slow order still gets its answer; an order's transaction itself is never cut.
+    /// </summary>
+    [Range(100, 600_000)]
+    public int RequestTimeoutMs { get; set; } = 30_000;
+}
+
+/// <summary>The participant's bounds.</summary>
+public sealed class ParticipantOptions
+{
+    public const string SectionName = "Participant";
+
+    /// <summary>Where to ask about transactions in doubt.</summary>
+    public string CoordinatorUrl { get; set; } = "http://127.0.0.1:8000";
+
+    /// <summary>A prepared row older than this asks the coordinator for the decision.</summary>
+    [Range(100, 3_600_000)]
+    public int InDoubtAfterMs { get; set; } = 5000;
+
+    [Range(50, 600_000)]
+    public int CheckIntervalMs { get; set; } = 1000;
+
+    [Range(1, 600_000)]
+    public int RetryInitialDelayMs { get; set; } = 100;
+
+    [Range(1, 600_000)]
+    public int RetryMaxDelayMs { get; set; } = 5000;
+
+    [Range(1, 10_000)]
+    public int BatchSize { get; set; } = 256;
+
+    [Range(50, 60_000)]
+    public int QueryTimeoutMs { get; set; } = 2000;
+
+    /// <summary>Serve the old protocol's <c>/prepare</c>, <c>/commit</c>, <c>/rollback</c> at all.</summary>
+    public bool LegacyProtocol { get; set; } = true;
+
+    /// <summary>
+    /// Let callers use the old protocol without the shared secret, as the old system's coordinator did.
+    /// Unset: allowed while the service listens on loopback only, refused otherwise (docs/security.md).
+    /// </summary>
+    public bool? AllowUnauthenticatedLegacy { get; set; }
+}

@@ -1,0 +1,26 @@
+using System.Text.Json;
+using TwoPhase.Protocol;
+
+namespace TwoPhase.AspNetCore;
+
+/// <summary>
+/// The old system's protocol as the coordinator speaks it to a participant configured with <c>Protocol = legacy</c>:
+/// <c>POST /prepare</c>, <c>/commit</c>, <c>/rollback</c> with a body of transaction id and numeric order id
+/// (docs/api.md). The answers are read as v1 answers are (<see cref="HttpParticipantTransport"/>).
+/// </summary>
+internal static class LegacyDialect
+{
+    public const string PreparePath = "prepare";
+
+    public static string DecisionPath(Decision decision) => decision == Decision.Commit ? "commit" : "rollback";
+
+    /// <summary>The old dialect carries a numeric order id; our payload keeps it as <c>legacyOrderId</c> when there is one.</summary>
+    public static string Body(string transactionId, string payload)
+    {
+        using var doc = JsonDocument.Parse(payload);
+        var orderId = doc.RootElement.TryGetProperty("legacyOrderId", out var legacy) && legacy.ValueKind == JsonValueKind.Number
+            ? legacy.Clone()
+            : doc.RootElement.TryGetProperty("orderId", out var id) ? id.Clone() : default;
+        return JsonSerializer.Serialize(new Dictionary<string, object?> { ["transactionId"] = transactionId, ["orderId"] = orderId.ValueKind == JsonValueKind.Undefined ? null : orderId });
+    }
+}
