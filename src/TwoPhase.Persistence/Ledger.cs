@@ -1,18 +1,8 @@
+using System.Data.Common;
 using Dapper;
 using TwoPhase.Protocol;
 
 namespace TwoPhase.Persistence;
-
-/// <summary>A participant's ledger row.</summary>
-public sealed record LedgerEntry(
-    string TransactionId,
-    LedgerState State,
-    string? Reason,
-    string? Holding,
-    DateTimeOffset CreatedAt,
-    DateTimeOffset UpdatedAt,
-    int Checks,
-    DateTimeOffset? NextCheckAt);
 
 /// <summary>What the domain did with a PREPARE.</summary>
 /// <param name="Reserved">True when everything asked for is now held.</param>
@@ -90,17 +80,23 @@ public static class LedgerSql
     public const string Columns = "tx_id, state, reason, holding, created_ms, updated_ms, checks, next_check_ms";
 
     /// <summary>The row as this local transaction sees it. No lock: decisions lock the row with their conditional UPDATE.</summary>
-    public static async Task<LedgerEntry?> FindAsync(LocalTransaction tx, string id, CancellationToken cancellationToken)
-    {
-        var row = await tx.Connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(
+    public static Task<LedgerEntry?> FindAsync(LocalTransaction tx, string id, CancellationToken cancellationToken) =>
+        QuerySingleAsync(tx.Connection, new CommandDefinition(
             $"SELECT {Columns} FROM tp_ledger WHERE tx_id = @Id",
             new { Id = id },
             tx.Transaction,
             cancellationToken: cancellationToken));
-        return row?.ToEntry();
-    }
 
-    internal sealed class Row
+    /// <summary>Ledger rows a query selects with <see cref="Columns"/>.</summary>
+    internal static async Task<IReadOnlyList<LedgerEntry>> QueryAsync(DbConnection connection, CommandDefinition command) =>
+        (await connection.QueryAsync<EntryColumns>(command)).Select(c => c.ToEntry()).ToList();
+
+    /// <summary>The one ledger row a query selects with <see cref="Columns"/>, if any.</summary>
+    internal static async Task<LedgerEntry?> QuerySingleAsync(DbConnection connection, CommandDefinition command) =>
+        (await connection.QuerySingleOrDefaultAsync<EntryColumns>(command))?.ToEntry();
+
+    /// <summary>A <see cref="LedgerEntry"/> as its columns come from the database (integers differ by store), for Dapper only.</summary>
+    private sealed class EntryColumns
     {
         public string tx_id { get; set; } = "";
         public string state { get; set; } = "";

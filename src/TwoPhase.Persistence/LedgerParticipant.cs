@@ -3,19 +3,19 @@ using TwoPhase.Protocol;
 
 namespace TwoPhase.Persistence;
 
-/// <summary>The outcome of a COMMIT or ABORT at a participant.</summary>
-/// <param name="State">The ledger state after the message (null when there is no row).</param>
-/// <param name="Conflict">True when the message contradicts the ledger (409).</param>
-/// <param name="Detail">What the conflict is.</param>
-public sealed record DecisionResult(LedgerState? State, bool Conflict, string? Detail);
-
 /// <summary>
-/// Presumed-abort 2PC, the participant's side (DESIGN §2), on a SQL ledger. Every message is handled
-/// in one local transaction that reads the ledger row, changes the domain and writes the row; repeats
-/// and reorderings are answered from the row.
+/// Presumed-abort 2PC, the participant's side (DESIGN §2), on a SQL ledger. The rules are
+/// <see cref="ParticipantRules"/> and <see cref="InDoubtRules"/> (src/TwoPhase.Protocol/Participant/); this class
+/// carries them out, and each statement below says which rule it implements and how its WHERE clause is exactly
+/// that rule's cases. Every message is handled in one local transaction that reads the ledger row, changes the
+/// domain and writes the row; repeats and reorderings are answered from the row.
 /// </summary>
 public sealed class LedgerParticipant(Database db, IResourceManager resources, TimeProvider time, IProtocolHooks hooks, TwoPhaseMetrics? metrics = null)
 {
+    // Rows only move forward through three stages (none; prepared, refused or a tombstone; committed or aborted), and a
+    // COMMIT or ABORT looks at its row again only when a concurrent writer moved it to a later stage: three looks at most.
+    private const int MaxLooks = 3;
+
     // The kinds of set write this participant joins its group commit with (created on first use; two racing
     // first uses only make two kinds, which run as two groups).
     private SetWrite<PrepareItem, (VoteKind, string?)>? _prepares;
@@ -35,12 +35,11 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
     {
         using var activity = TwoPhaseDiagnostics.StartParticipant("prepare", transactionId);
         await hooks.AtAsync(ProtocolPoint.ParticipantBeforePrepareWritten, transactionId, cancellationToken);
-        var now = UnixMs.From(time.GetUtcNow());
         // Group commit: this PREPARE shares its local transaction and fsync with the others arriving now, and
         // their ledger rows are claimed in one INSERT.
         var (vote, reason) = await db.WriteBatchedAsync(
-            _prepares ??= new SetWrite<PrepareItem, (VoteKind, string?)>((tx, item) => ReserveAndRecordAsync(tx, item.TransactionId, item.Payload, item.Now, CancellationToken.None), PrepareAllAsync),
-            new PrepareItem(transactionId, payload, now),
+            _prepares ??= new SetWrite<PrepareItem, (VoteKind, string?)>((tx, item) => PrepareOneAsync(tx, item), PrepareAllAsync),
+            new PrepareItem(transactionId, payload, time.GetUtcNow()),
             cancellationToken);
 
         await hooks.AtAsync(ProtocolPoint.ParticipantAfterPrepareWritten, transactionId, cancellationToken);
@@ -50,33 +49,66 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
         return (vote, reason);
     }
 
-    private sealed record PrepareItem(string TransactionId, string Payload, long Now);
+    private sealed record PrepareItem(string TransactionId, string Payload, DateTimeOffset Now);
 
     /// <summary>
-    /// The PREPAREs of one batch, on PostgreSQL. The ledger answers first: one SELECT finds the ids that already have
-    /// a row (a repeat from an earlier batch, an abort tombstone) and they are answered from it without touching the
-    /// domain, so a doomed id never holds what a new order of the same batch needs (reserving first and giving back
-    /// at the end refused that order, durably). Only the new ids reserve (a repeat within the batch reserves once and
-    /// gets the first one's answer); then one INSERT claims their rows.
+    /// One PREPARE (SQLite, where the items of a batch run one after the other), by <see cref="ParticipantRules.OnPrepare"/>:
+    /// a row answers; no row reserves and claims the id with the row that records the vote.
+    /// </summary>
+    private async Task<(VoteKind, string?)> PrepareOneAsync(LocalTransaction tx, PrepareItem item)
+    {
+        // Read first, as the set-oriented path does: a repeat or a tombstone is answered without reserving, so the
+        // two paths act alike. The claim's ON CONFLICT DO NOTHING, not the read, is what keeps the rules under
+        // concurrency (PostgreSQL, read committed): a concurrent ABORT whose tombstone INSERT is not yet committed is
+        // invisible to the read, but our claim waits on its key and then conflicts (OnClaimLost: we give back and
+        // answer from the tombstone, no). The other way round, the ABORT's INSERT waits on ours, conflicts, and
+        // releases our prepared row. Either way the tombstone wins against a late PREPARE.
+        var existing = await LedgerSql.FindAsync(tx, item.TransactionId, CancellationToken.None);
+        if (ParticipantRules.OnPrepare(existing?.State) == ParticipantAction.AnswerFromLedger)
+        {
+            return ParticipantRules.Answer(existing!);
+        }
+
+        var reservation = await resources.ReserveAsync(tx, item.TransactionId, item.Payload, CancellationToken.None);
+        var claim = ParticipantRules.Claim(item.TransactionId, reservation.Reserved, reservation.Holding, reservation.Reason, item.Now);
+        if (await InsertIfAbsentAsync(tx, claim))
+        {
+            return ParticipantRules.Answer(claim);
+        }
+
+        await GiveBackAsync(tx, item.TransactionId, reservation);
+        return ParticipantRules.Answer((await LedgerSql.FindAsync(tx, item.TransactionId, CancellationToken.None))!);
+    }
+
+    /// <summary>
+    /// The PREPAREs of one batch, on PostgreSQL, by <see cref="ParticipantRules.OnPrepare"/> for each. The ledger answers
+    /// first: one SELECT finds the ids that already have a row (a repeat from an earlier batch, an abort tombstone) and
+    /// they are answered from it without touching the domain, so a doomed id never holds what a new order of the same
+    /// batch needs (reserving first and giving back at the end refused that order, durably). Only the new ids reserve (a
+    /// repeat within the batch reserves once and gets the first one's answer); then one INSERT claims their rows.
     /// </summary>
     private async Task<IReadOnlyList<(VoteKind, string?)>> PrepareAllAsync(LocalTransaction tx, IReadOnlyList<PrepareItem> items)
     {
-        var known = (await tx.Connection.QueryAsync<LedgerSql.Row>(new CommandDefinition(
+        var known = (await LedgerSql.QueryAsync(tx.Connection, new CommandDefinition(
             $"SELECT {LedgerSql.Columns} FROM tp_ledger WHERE tx_id = ANY(@Ids)",
             new { Ids = items.Select(i => i.TransactionId).Distinct(StringComparer.Ordinal).ToArray() },
-            tx.Transaction))).ToDictionary(r => r.tx_id, r => r.ToEntry(), StringComparer.Ordinal);
+            tx.Transaction))).ToDictionary(r => r.TransactionId, StringComparer.Ordinal);
 
-        var firsts = new List<(int Index, Reservation Reservation)>(items.Count);
-        var seen = new HashSet<string>(known.Keys, StringComparer.Ordinal);
+        var claims = new List<(int Index, Reservation Reservation, LedgerEntry Row)>(items.Count);
+        var claiming = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < items.Count; i++)
         {
-            if (seen.Add(items[i].TransactionId))
+            var item = items[i];
+            if (ParticipantRules.OnPrepare(known.GetValueOrDefault(item.TransactionId)?.State) == ParticipantAction.Reserve && claiming.Add(item.TransactionId))
             {
-                firsts.Add((i, await resources.ReserveAsync(tx, items[i].TransactionId, items[i].Payload, CancellationToken.None)));
+                var reservation = await resources.ReserveAsync(tx, item.TransactionId, item.Payload, CancellationToken.None);
+                claims.Add((i, reservation, ParticipantRules.Claim(item.TransactionId, reservation.Reserved, reservation.Holding, reservation.Reason, item.Now)));
             }
         }
 
-        HashSet<string> claimed = firsts.Count == 0 ? [] : (await tx.Connection.QueryAsync<string>(new CommandDefinition(
+        // The claims, as InsertIfAbsentAsync for all at once: ON CONFLICT DO NOTHING keeps OnPrepare's "no row" case
+        // under the key's lock, and RETURNING says which ids this batch claimed.
+        HashSet<string> claimed = claims.Count == 0 ? [] : (await tx.Connection.QueryAsync<string>(new CommandDefinition(
             """
             INSERT INTO tp_ledger (tx_id, state, reason, holding, created_ms, updated_ms)
             SELECT u.id, u.state, u.reason, u.holding, u.now, u.now FROM unnest(@Ids, @States, @Reasons, @Holdings, @Nows) AS u(id, state, reason, holding, now)
@@ -84,152 +116,111 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
             """,
             new
             {
-                Ids = firsts.Select(f => items[f.Index].TransactionId).ToArray(),
-                States = firsts.Select(f => f.Reservation.Reserved ? "prepared" : "refused").ToArray(),
-                Reasons = firsts.Select(f => f.Reservation.Reserved ? null : f.Reservation.Reason ?? "refused").ToArray(),
-                Holdings = firsts.Select(f => f.Reservation.Holding).ToArray(),
-                Nows = firsts.Select(f => items[f.Index].Now).ToArray(),
+                Ids = claims.Select(c => c.Row.TransactionId).ToArray(),
+                States = claims.Select(c => c.Row.State.ToWire()).ToArray(),
+                Reasons = claims.Select(c => c.Row.Reason).ToArray(),
+                Holdings = claims.Select(c => c.Row.Holding).ToArray(),
+                Nows = claims.Select(c => UnixMs.From(c.Row.CreatedAt)).ToArray(),
             },
             tx.Transaction))).ToHashSet(StringComparer.Ordinal);
 
-        var results = new (VoteKind, string?)[items.Count];
-        var answered = new bool[items.Count];
-        foreach (var (index, reservation) in firsts)
+        var results = new (VoteKind, string?)?[items.Count];
+        foreach (var (index, reservation, row) in claims)
         {
-            var id = items[index].TransactionId;
-            if (claimed.Contains(id))
+            if (claimed.Contains(row.TransactionId))
             {
-                results[index] = reservation.Reserved ? (VoteKind.Yes, null) : (VoteKind.No, reservation.Reason ?? "refused");
-                answered[index] = true;
+                results[index] = ParticipantRules.Answer(row);
             }
-            else if (reservation.Reserved)
+            else
             {
-                // Lost a race the SELECT could not see: another local transaction (another replica of this
-                // participant, or a write outside this group commit) inserted the row after our SELECT and committed
-                // while our INSERT waited on it. Give back; the row answers below. One transaction reserves at most once.
-                // Only in this race can a doomed id still have held, within the batch, what another item needed.
-                await resources.ReleaseAsync(tx, id, reservation.Holding, CancellationToken.None);
+                // Lost a race the SELECT could not see: another local transaction (another replica of this participant,
+                // or a write outside this group commit) inserted the row after our SELECT and committed while our INSERT
+                // waited on it. Only in this race can a doomed id still have held, within the batch, what another item needed.
+                await GiveBackAsync(tx, row.TransactionId, reservation);
             }
         }
 
         for (var i = 0; i < items.Count; i++)
         {
-            if (!answered[i])
-            {
-                var row = known.GetValueOrDefault(items[i].TransactionId) ?? await LedgerSql.FindAsync(tx, items[i].TransactionId, CancellationToken.None);
-                results[i] = (ParticipantRules.VoteOf(row!.State), row.Reason);
-            }
+            results[i] ??= ParticipantRules.Answer(known.GetValueOrDefault(items[i].TransactionId) ?? (await LedgerSql.FindAsync(tx, items[i].TransactionId, CancellationToken.None))!);
         }
 
-        return results;
+        return results.Select(r => r!.Value).ToList();
     }
 
-    /// <summary>
-    /// One PREPARE (SQLite, where the items of a batch run one after the other): answer from the ledger row if there
-    /// is one, else reserve and claim the id with the row that records the vote.
-    /// </summary>
-    private async Task<(VoteKind, string?)> ReserveAndRecordAsync(LocalTransaction tx, string transactionId, string payload, long now, CancellationToken cancellationToken)
-    {
-        // Read first, as the set-oriented path does: a repeat or a tombstone is answered without reserving, so the
-        // two paths act alike. The claim below still says ON CONFLICT DO NOTHING, and that, not the read, is what
-        // keeps both rules under concurrency (PostgreSQL, read committed): a concurrent ABORT whose tombstone INSERT
-        // is not yet committed is invisible to the read, but our INSERT waits on its key and then conflicts; we give
-        // back what we took and answer from the tombstone (no). The other way round, the ABORT's INSERT waits on ours,
-        // conflicts, and releases our prepared row. Either way the tombstone wins against a late PREPARE, and one
-        // transaction reserves at most once, because only the claimed row keeps a reservation.
-        if (await LedgerSql.FindAsync(tx, transactionId, cancellationToken) is { } existing)
-        {
-            return (ParticipantRules.VoteOf(existing.State), existing.Reason);
-        }
+    /// <summary><see cref="ParticipantRules.OnClaimLost"/>: what this PREPARE reserved for an id it did not claim is given back.</summary>
+    private Task GiveBackAsync(LocalTransaction tx, string transactionId, Reservation reservation) =>
+        ParticipantRules.OnClaimLost(reservation.Reserved) == ParticipantAction.Release
+            ? resources.ReleaseAsync(tx, transactionId, reservation.Holding, CancellationToken.None)
+            : Task.CompletedTask;
 
-        var reservation = await resources.ReserveAsync(tx, transactionId, payload, cancellationToken);
-        var claimed = await tx.Connection.ExecuteAsync(new CommandDefinition(
+    /// <summary>
+    /// Write a new row (a PREPARE's claim, an ABORT's tombstone) only if the id has none: <c>ON CONFLICT DO NOTHING</c>
+    /// is the rules' "no row" case, checked under the key's lock. False when another writer's row was there first.
+    /// </summary>
+    private static async Task<bool> InsertIfAbsentAsync(LocalTransaction tx, LedgerEntry row) =>
+        await tx.Connection.ExecuteAsync(new CommandDefinition(
             "INSERT INTO tp_ledger (tx_id, state, reason, holding, created_ms, updated_ms) VALUES (@Id, @State, @Reason, @Holding, @Now, @Now) ON CONFLICT DO NOTHING",
-            new
-            {
-                Id = transactionId,
-                State = reservation.Reserved ? "prepared" : "refused",
-                Reason = reservation.Reserved ? null : reservation.Reason ?? "refused",
-                reservation.Holding,
-                Now = now,
-            },
-            tx.Transaction,
-            cancellationToken: cancellationToken));
-        if (claimed == 1)
-        {
-            return reservation.Reserved ? (VoteKind.Yes, null) : (VoteKind.No, reservation.Reason ?? "refused");
-        }
+            new { Id = row.TransactionId, State = row.State.ToWire(), row.Reason, row.Holding, Now = UnixMs.From(row.CreatedAt) },
+            tx.Transaction)) == 1;
 
-        if (reservation.Reserved)
-        {
-            await resources.ReleaseAsync(tx, transactionId, reservation.Holding, cancellationToken);
-        }
+    /// <summary>COMMIT, by <see cref="ParticipantRules.OnCommit"/>: prepared becomes committed; repeats are no-ops; anything else is a conflict.</summary>
+    public Task<DecisionResult> CommitAsync(string transactionId, CancellationToken cancellationToken) =>
+        DecideAsync(transactionId, Decision.Commit, cancellationToken);
 
-        var row = await LedgerSql.FindAsync(tx, transactionId, cancellationToken);
-        return (ParticipantRules.VoteOf(row!.State), row.Reason);
-    }
+    /// <summary>ABORT, by <see cref="ParticipantRules.OnAbort"/>: prepared is released; unknown leaves a tombstone; repeats are no-ops; committed is a conflict.</summary>
+    public Task<DecisionResult> AbortAsync(string transactionId, CancellationToken cancellationToken) =>
+        DecideAsync(transactionId, Decision.Abort, cancellationToken);
 
-    /// <summary>COMMIT: prepared becomes committed; repeats are no-ops; anything else is a conflict.</summary>
-    public async Task<DecisionResult> CommitAsync(string transactionId, CancellationToken cancellationToken)
+    /// <summary><see cref="CommitAsync"/> or <see cref="AbortAsync"/>, by the decision (<see cref="ParticipantRules.OnDecision"/>).</summary>
+    public async Task<DecisionResult> DecideAsync(string transactionId, Decision decision, CancellationToken cancellationToken)
     {
-        using var activity = TwoPhaseDiagnostics.StartParticipant("commit", transactionId);
-        await hooks.AtAsync(ProtocolPoint.ParticipantBeforeCommitWritten, transactionId, cancellationToken);
-        // Group commit, and the COMMITs of the moment together: one UPDATE moves every prepared row at once.
-        var result = await db.WriteBatchedAsync(
-            _commits ??= new SetWrite<string, DecisionResult>((tx, id) => DecideOneAsync(tx, id, LedgerState.Committed), (tx, ids) => DecideAllAsync(tx, ids, LedgerState.Committed)),
-            transactionId,
-            cancellationToken);
-        await hooks.AtAsync(ProtocolPoint.ParticipantAfterCommitWritten, transactionId, cancellationToken);
-        metrics?.RecordParticipantDecision(Decision.Commit, result.Conflict);
-        return result;
-    }
-
-    /// <summary>ABORT: prepared is released; unknown leaves a tombstone; repeats are no-ops; committed is a conflict.</summary>
-    public async Task<DecisionResult> AbortAsync(string transactionId, CancellationToken cancellationToken)
-    {
-        using var activity = TwoPhaseDiagnostics.StartParticipant("abort", transactionId);
-        await hooks.AtAsync(ProtocolPoint.ParticipantBeforeAbortWritten, transactionId, cancellationToken);
-        var result = await db.WriteBatchedAsync(
-            _aborts ??= new SetWrite<string, DecisionResult>((tx, id) => DecideOneAsync(tx, id, LedgerState.Aborted), (tx, ids) => DecideAllAsync(tx, ids, LedgerState.Aborted)),
-            transactionId,
-            cancellationToken);
-        await hooks.AtAsync(ProtocolPoint.ParticipantAfterAbortWritten, transactionId, cancellationToken);
-        metrics?.RecordParticipantDecision(Decision.Abort, result.Conflict);
+        var commit = decision == Decision.Commit;
+        using var activity = TwoPhaseDiagnostics.StartParticipant(commit ? "commit" : "abort", transactionId);
+        await hooks.AtAsync(commit ? ProtocolPoint.ParticipantBeforeCommitWritten : ProtocolPoint.ParticipantBeforeAbortWritten, transactionId, cancellationToken);
+        // Group commit, and the decisions of the moment together: one UPDATE moves every prepared row at once.
+        var kind = commit
+            ? _commits ??= new SetWrite<string, DecisionResult>((tx, id) => DecideOneAsync(tx, id, Decision.Commit), (tx, ids) => DecideAllAsync(tx, ids, Decision.Commit))
+            : _aborts ??= new SetWrite<string, DecisionResult>((tx, id) => DecideOneAsync(tx, id, Decision.Abort), (tx, ids) => DecideAllAsync(tx, ids, Decision.Abort));
+        var result = await db.WriteBatchedAsync(kind, transactionId, cancellationToken);
+        await hooks.AtAsync(commit ? ProtocolPoint.ParticipantAfterCommitWritten : ProtocolPoint.ParticipantAfterAbortWritten, transactionId, cancellationToken);
+        metrics?.RecordParticipantDecision(decision, result.Conflict);
         return result;
     }
 
     /// <summary>
-    /// One COMMIT (or ABORT): the usual case, a prepared row, in one conditional UPDATE that moves it and learns what
-    /// it holds, then the domain's commit or release; anything else is answered from the ledger.
+    /// One COMMIT (or ABORT): the usual case, the rule's prepared case, in one conditional UPDATE that checks it, moves
+    /// the row and learns what it holds, then the domain's commit or release; any other case is decided from the row.
     /// </summary>
-    private async Task<DecisionResult> DecideOneAsync(LocalTransaction tx, string transactionId, LedgerState final)
+    private async Task<DecisionResult> DecideOneAsync(LocalTransaction tx, string transactionId, Decision decision)
     {
-        if (await TransitionAsync(tx, transactionId, final, CancellationToken.None) is not { } held)
+        var prepared = ParticipantRules.OnDecision(decision, LedgerState.Prepared);
+        if (await MovePreparedAsync(tx, transactionId, prepared) is { } held)
         {
-            return await AnswerUnpreparedAsync(tx, transactionId, final);
+            await ApplyAsync(tx, prepared.Action, held);
+            return prepared.Answer;
         }
 
-        await (final == LedgerState.Committed
-            ? resources.CommitAsync(tx, transactionId, held.Holding, CancellationToken.None)
-            : resources.ReleaseAsync(tx, transactionId, held.Holding, CancellationToken.None));
-        return new DecisionResult(final, false, null);
+        return await DecideFromRowAsync(tx, transactionId, decision);
     }
 
     /// <summary>
-    /// The COMMITs (or ABORTs) of one batch, on PostgreSQL: the prepared rows in two statements for all of them, the
-    /// UPDATE that moves them and learns what they hold, then the domain's set-oriented commit or release. Every
-    /// other id (a repeat, an unknown one, a contradiction) is answered one by one from the ledger.
+    /// The COMMITs (or ABORTs) of one batch, on PostgreSQL: the rule's prepared case for all of them in two statements,
+    /// the UPDATE whose <c>WHERE tx_id = ANY(@Ids) AND state = 'prepared'</c> is exactly that case (and moves the rows,
+    /// returning what they hold), then the domain's set-oriented commit or release. Every id it does not return is in
+    /// another case of the rule (a repeat, an unknown id, a contradiction) and is decided from its row, as alone.
     /// </summary>
-    private async Task<IReadOnlyList<DecisionResult>> DecideAllAsync(LocalTransaction tx, IReadOnlyList<string> ids, LedgerState final)
+    private async Task<IReadOnlyList<DecisionResult>> DecideAllAsync(LocalTransaction tx, IReadOnlyList<string> ids, Decision decision)
     {
-        var moved = (await tx.Connection.QueryAsync<LedgerSql.Row>(new CommandDefinition(
+        var prepared = ParticipantRules.OnDecision(decision, LedgerState.Prepared);
+        var moved = (await LedgerSql.QueryAsync(tx.Connection, new CommandDefinition(
             $"UPDATE tp_ledger SET state = @State, updated_ms = @Now, next_check_ms = NULL WHERE tx_id = ANY(@Ids) AND state = 'prepared' RETURNING {LedgerSql.Columns}",
-            new { Ids = ids.Distinct(StringComparer.Ordinal).ToArray(), State = final.ToWire(), Now = UnixMs.From(time.GetUtcNow()) },
-            tx.Transaction))).ToDictionary(r => r.tx_id, r => r.ToEntry(), StringComparer.Ordinal);
+            new { Ids = ids.Distinct(StringComparer.Ordinal).ToArray(), State = prepared.Answer.State!.Value.ToWire(), Now = UnixMs.From(time.GetUtcNow()) },
+            tx.Transaction))).ToDictionary(r => r.TransactionId, StringComparer.Ordinal);
         if (moved.Count > 0)
         {
             var held = moved.Values.ToList();
-            await (final == LedgerState.Committed
+            await (prepared.Action == ParticipantAction.ApplyCommit
                 ? resources.CommitManyAsync(tx, held, CancellationToken.None)
                 : resources.ReleaseManyAsync(tx, held, CancellationToken.None));
         }
@@ -237,71 +228,72 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
         var results = new List<DecisionResult>(ids.Count);
         foreach (var id in ids)
         {
-            results.Add(moved.ContainsKey(id) ? new DecisionResult(final, false, null) : await AnswerUnpreparedAsync(tx, id, final));
+            results.Add(moved.ContainsKey(id) ? prepared.Answer : await DecideFromRowAsync(tx, id, decision));
         }
 
         return results;
     }
 
-    private Task<DecisionResult> AnswerUnpreparedAsync(LocalTransaction tx, string transactionId, LedgerState final) =>
-        final == LedgerState.Committed ? CommitUnpreparedAsync(tx, transactionId) : AbortUnpreparedAsync(tx, transactionId);
-
-    /// <summary>A COMMIT for a row that is not prepared: a repeat is answered from the ledger, anything else is a conflict.</summary>
-    private static async Task<DecisionResult> CommitUnpreparedAsync(LocalTransaction tx, string transactionId)
+    /// <summary>
+    /// A COMMIT or ABORT decided from the row as it stands (<see cref="ParticipantRules.OnDecision"/>), once the plain
+    /// prepared case missed. Another writer may move the row between our look and our write (PostgreSQL, read
+    /// committed): a PREPARE that committed while our tombstone INSERT waited on its key, or a decision that took the
+    /// row lock first. Then the write changes nothing and we look again; rows only move forward, so this ends.
+    /// </summary>
+    private async Task<DecisionResult> DecideFromRowAsync(LocalTransaction tx, string transactionId, Decision decision)
     {
-        var row = await LedgerSql.FindAsync(tx, transactionId, CancellationToken.None);
-        return ParticipantRules.OnCommit(row?.State) == ParticipantAction.AnswerFromLedger
-            ? new DecisionResult(row!.State, false, null)
-            : new DecisionResult(row?.State, true, row is null
-                ? "commit for a transaction that was never prepared here"
-                : $"commit for a transaction that is {row.State.ToWire()} here");
-    }
-
-    /// <summary>An ABORT for a row that is not prepared (as this transaction saw it).</summary>
-    private async Task<DecisionResult> AbortUnpreparedAsync(LocalTransaction tx, string transactionId)
-    {
-        // Unknown here: a tombstone, so a PREPARE arriving late votes no.
-        var tombstone = await tx.Connection.ExecuteAsync(new CommandDefinition(
-            "INSERT INTO tp_ledger (tx_id, state, reason, created_ms, updated_ms) VALUES (@Id, 'aborted', 'abort arrived before prepare', @Now, @Now) ON CONFLICT DO NOTHING",
-            new { Id = transactionId, Now = UnixMs.From(time.GetUtcNow()) },
-            tx.Transaction));
-        if (tombstone == 1)
+        for (var look = 1; look <= MaxLooks; look++)
         {
-            return new DecisionResult(LedgerState.Aborted, false, null);
+            var row = await LedgerSql.FindAsync(tx, transactionId, CancellationToken.None);
+            var step = ParticipantRules.OnDecision(decision, row?.State);
+            switch (step.Action)
+            {
+                case ParticipantAction.ApplyCommit or ParticipantAction.Release:
+                    if (await MovePreparedAsync(tx, transactionId, step) is { } held)
+                    {
+                        await ApplyAsync(tx, step.Action, held);
+                        return step.Answer;
+                    }
+
+                    break;
+                case ParticipantAction.WriteTombstone:
+                    // Unknown here: a tombstone, so a PREPARE arriving late votes no.
+                    if (await InsertIfAbsentAsync(tx, ParticipantRules.Tombstone(transactionId, time.GetUtcNow())))
+                    {
+                        return step.Answer;
+                    }
+
+                    break;
+                default:
+                    // AnswerFromLedger (a repeat) or Conflict (the message contradicts a final row): nothing to write.
+                    return step.Answer;
+            }
         }
 
-        // The insert found a row our first UPDATE could not see: a PREPARE that committed while we
-        // waited on it (PostgreSQL, read committed). Now it is visible; release it like any prepared row.
-        if (await TransitionAsync(tx, transactionId, LedgerState.Aborted, CancellationToken.None) is { } late)
-        {
-            await resources.ReleaseAsync(tx, transactionId, late.Holding, CancellationToken.None);
-            return new DecisionResult(LedgerState.Aborted, false, null);
-        }
-
-        var row = await LedgerSql.FindAsync(tx, transactionId, CancellationToken.None);
-        return ParticipantRules.OnAbort(row?.State) == ParticipantAction.AnswerFromLedger
-            ? new DecisionResult(row!.State, false, null)
-            : new DecisionResult(row?.State, true, "abort for a transaction already committed here");
+        throw new InvalidOperationException($"The ledger row of {transactionId} kept moving under a {decision} ({MaxLooks} looks); rows only move forward, so this is a bug.");
     }
 
     /// <summary>
-    /// prepared -> <paramref name="final"/> in one conditional UPDATE, returning what was held; null when the row
-    /// is not prepared (absent, or already final). The row lock it takes serialises concurrent decisions.
+    /// The rule's prepared case of a COMMIT or ABORT (<paramref name="step"/>), carried out in one conditional UPDATE:
+    /// <c>WHERE state = 'prepared'</c> is that case, <c>SET state</c> the rule's new state, and RETURNING what was held;
+    /// null when the row is in any other case (absent, or final). The row lock it takes serialises concurrent decisions.
     /// </summary>
-    private async Task<LedgerEntry?> TransitionAsync(LocalTransaction tx, string transactionId, LedgerState final, CancellationToken cancellationToken)
-    {
-        var row = await tx.Connection.QuerySingleOrDefaultAsync<LedgerSql.Row>(new CommandDefinition(
+    private async Task<LedgerEntry?> MovePreparedAsync(LocalTransaction tx, string transactionId, DecisionStep step) =>
+        await LedgerSql.QuerySingleAsync(tx.Connection, new CommandDefinition(
             $"UPDATE tp_ledger SET state = @State, updated_ms = @Now, next_check_ms = NULL WHERE tx_id = @Id AND state = 'prepared' RETURNING {LedgerSql.Columns}",
-            new { Id = transactionId, State = final.ToWire(), Now = UnixMs.From(time.GetUtcNow()) },
-            tx.Transaction,
-            cancellationToken: cancellationToken));
-        return row?.ToEntry();
-    }
+            new { Id = transactionId, State = step.Answer.State!.Value.ToWire(), Now = UnixMs.From(time.GetUtcNow()) },
+            tx.Transaction));
+
+    /// <summary>The domain's half of <see cref="ParticipantAction.ApplyCommit"/> or <see cref="ParticipantAction.Release"/>.</summary>
+    private Task ApplyAsync(LocalTransaction tx, ParticipantAction action, LedgerEntry held) =>
+        action == ParticipantAction.ApplyCommit
+            ? resources.CommitAsync(tx, held.TransactionId, held.Holding, CancellationToken.None)
+            : resources.ReleaseAsync(tx, held.TransactionId, held.Holding, CancellationToken.None);
 
     public Task<LedgerEntry?> FindAsync(string transactionId, CancellationToken cancellationToken) =>
         db.ReadAsync(
-            async connection => (await connection.QuerySingleOrDefaultAsync<LedgerSql.Row>(new CommandDefinition(
-                $"SELECT {LedgerSql.Columns} FROM tp_ledger WHERE tx_id = @Id", new { Id = transactionId }, cancellationToken: cancellationToken)))?.ToEntry(),
+            connection => LedgerSql.QuerySingleAsync(connection, new CommandDefinition(
+                $"SELECT {LedgerSql.Columns} FROM tp_ledger WHERE tx_id = @Id", new { Id = transactionId }, cancellationToken: cancellationToken)),
             cancellationToken);
 
     public Task<IReadOnlyList<LedgerEntry>> ListAsync(string? after, int limit, CancellationToken cancellationToken) =>
@@ -311,14 +303,22 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
     public Task<IReadOnlyList<LedgerEntry>> ListPreparedAsync(int limit, CancellationToken cancellationToken) =>
         QueryAsync($"SELECT {LedgerSql.Columns} FROM tp_ledger WHERE state = 'prepared' ORDER BY created_ms LIMIT @Limit", new { Limit = limit }, cancellationToken);
 
-    /// <summary>Prepared rows old enough to be in doubt and due for a question to the coordinator.</summary>
+    /// <summary>
+    /// The rows <see cref="InDoubtRules.IsDue"/> at <paramref name="now"/> for an in-doubt timeout of
+    /// <c>now - preparedBefore</c>, oldest first: the WHERE clause is the rule, term by term (still prepared; claimed
+    /// at or before <paramref name="preparedBefore"/>; no next check set, or its time has come).
+    /// </summary>
     public Task<IReadOnlyList<LedgerEntry>> FindInDoubtAsync(DateTimeOffset preparedBefore, DateTimeOffset now, int limit, CancellationToken cancellationToken) =>
         QueryAsync(
             $"SELECT {LedgerSql.Columns} FROM tp_ledger WHERE state = 'prepared' AND created_ms <= @Before AND (next_check_ms IS NULL OR next_check_ms <= @Now) ORDER BY created_ms LIMIT @Limit",
             new { Before = UnixMs.From(preparedBefore), Now = UnixMs.From(now), Limit = limit },
             cancellationToken);
 
-    /// <summary>The coordinator could not say yet: ask again at <paramref name="nextCheckAt"/>.</summary>
+    /// <summary>
+    /// <see cref="InDoubtAction.AskAgain"/>: the row stays prepared, holding, and is asked about again at
+    /// <paramref name="nextCheckAt"/> (<see cref="InDoubtRules.NextCheck"/>). <c>AND state = 'prepared'</c>: a row decided
+    /// meanwhile is left as it is. Not forced: a lost schedule only means an earlier question.
+    /// </summary>
     public Task ScheduleCheckAsync(string transactionId, DateTimeOffset nextCheckAt, CancellationToken cancellationToken) =>
         db.WriteAsync(
             tx => tx.Connection.ExecuteAsync(new CommandDefinition(
@@ -330,7 +330,5 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
             forced: false);
 
     private Task<IReadOnlyList<LedgerEntry>> QueryAsync(string sql, object args, CancellationToken cancellationToken) =>
-        db.ReadAsync<IReadOnlyList<LedgerEntry>>(
-            async connection => (await connection.QueryAsync<LedgerSql.Row>(new CommandDefinition(sql, args, cancellationToken: cancellationToken))).Select(r => r.ToEntry()).ToList(),
-            cancellationToken);
+        db.ReadAsync(connection => LedgerSql.QueryAsync(connection, new CommandDefinition(sql, args, cancellationToken: cancellationToken)), cancellationToken);
 }

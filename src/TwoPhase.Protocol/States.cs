@@ -129,6 +129,15 @@ public static class StateNames
         _ => "aborted",
     };
 
+    /// <summary>The coordinator's answer as it came over the wire; null for anything else (read as no answer).</summary>
+    public static DecisionQueryAnswer? TryParseDecisionQueryAnswer(string? value) => value switch
+    {
+        "pending" => DecisionQueryAnswer.Pending,
+        "committed" => DecisionQueryAnswer.Committed,
+        "aborted" => DecisionQueryAnswer.Aborted,
+        _ => null,
+    };
+
     public static string ToWire(this VoteKind vote) => vote switch
     {
         VoteKind.Yes => "yes",

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Dapper;
 using TwoPhase.AspNetCore;
 using TwoPhase.Persistence;
+using TwoPhase.Protocol;
 
 namespace DeliveryService.Couriers;
 

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Dapper;
 using TwoPhase.Persistence;
+using TwoPhase.Protocol;
 
 namespace StorageService.Products;
 

@@ -248,12 +248,7 @@ public abstract class LedgerComplianceTests : IAsyncLifetime
         await SeedProductAsync("widget", 1);
         await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
 
-        var result = await Storage.CommitAsync("tx-1", None);
-
-        Assert.True(result.Conflict);
-        Assert.Equal(LedgerState.Refused, result.State);
-        Assert.Equal(new Stock(1, 0, 0, 1), await StockAsync("widget"));
-        Assert.Equal(LedgerState.Refused, (await Storage.FindAsync("tx-1", None))!.State);
+        await AssertConflictChangesNothingAsync(Storage.CommitAsync, LedgerState.Refused, new Stock(1, 0, 0, 1));
     }
 
     [Fact]
@@ -263,11 +258,7 @@ public abstract class LedgerComplianceTests : IAsyncLifetime
         await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
         await Storage.AbortAsync("tx-1", None);
 
-        var result = await Storage.CommitAsync("tx-1", None);
-
-        Assert.True(result.Conflict);
-        Assert.Equal(LedgerState.Aborted, result.State);
-        Assert.Equal(new Stock(10, 0, 0, 10), await StockAsync("widget"));
+        await AssertConflictChangesNothingAsync(Storage.CommitAsync, LedgerState.Aborted, new Stock(10, 0, 0, 10));
     }
 
     [Fact]
@@ -288,12 +279,18 @@ public abstract class LedgerComplianceTests : IAsyncLifetime
         await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
         await Storage.CommitAsync("tx-1", None);
 
-        var result = await Storage.AbortAsync("tx-1", None);
+        await AssertConflictChangesNothingAsync(Storage.AbortAsync, LedgerState.Committed, new Stock(7, 0, 3, 10));
+    }
+
+    /// <summary>A decision that contradicts tx-1's row is a conflict that changes nothing: neither the row nor the stock.</summary>
+    private async Task AssertConflictChangesNothingAsync(Func<string, CancellationToken, Task<DecisionResult>> decide, LedgerState standing, Stock stock)
+    {
+        var result = await decide("tx-1", None);
 
         Assert.True(result.Conflict);
-        Assert.Equal(LedgerState.Committed, result.State);
-        Assert.Equal(new Stock(7, 0, 3, 10), await StockAsync("widget"));
-        Assert.Equal(LedgerState.Committed, (await Storage.FindAsync("tx-1", None))!.State);
+        Assert.Equal(standing, result.State);
+        Assert.Equal(stock, await StockAsync("widget"));
+        Assert.Equal(standing, (await Storage.FindAsync("tx-1", None))!.State);
     }
 
     [Fact]
