@@ -2,13 +2,11 @@ using TwoPhase.Protocol;
 
 namespace TwoPhase.Simulation;
 
-/// <summary>A participant's ledger row: its state, when it was written, and when the in-doubt resolver may ask next.</summary>
-public sealed record LedgerRow(LedgerState State, DateTimeOffset CreatedAt, DateTimeOffset? NextCheckAt = null, int Checks = 0);
-
 /// <summary>
 /// A participant: a ledger in its own crashable database, a stock of units (one per transaction), the message handlers
-/// and the in-doubt resolver. Every decision of what to do with a message is <see cref="ParticipantRules"/>'s; this is
-/// the only file of the simulator that calls them, so that switching to another statement of the rules touches one file.
+/// and the in-doubt resolver. Every decision of what to do with a message is <see cref="ParticipantRules"/>'s and every
+/// in-doubt step <see cref="InDoubtRules"/>'s, over the same row type the SQL ledger keeps (<see cref="LedgerEntry"/>);
+/// this is the only file of the simulator that calls them.
 /// The handlers follow the runtime's (TwoPhase.AspNetCore): the ledger row is forced before the answer goes out.
 /// </summary>
 public sealed class SimParticipant
@@ -32,7 +30,7 @@ public sealed class SimParticipant
 
     public ParticipantRef Ref { get; }
 
-    public DurableStore<LedgerRow> Ledger { get; } = new();
+    public DurableStore<LedgerEntry> Ledger { get; } = new();
 
     public bool Up => _life is { Alive: true };
 
@@ -77,21 +75,18 @@ public sealed class SimParticipant
         await _world.AtAsync(life, ProtocolPoint.ParticipantBeforePrepareWritten, id);
         await _world.DiskAsync(life, life.Token);
         var row = Ledger.Get(id);
-        Vote vote;
-        switch (ParticipantRules.OnPrepare(row?.State))
+        if (ParticipantRules.OnPrepare(row?.State) == ParticipantAction.Reserve)
         {
-            case ParticipantAction.Reserve:
-                var state = Taken < _stock ? LedgerState.Prepared : LedgerState.Refused;
-                // The vote promises the row survives a crash: it is forced before the answer, unless broken on purpose.
-                var forced = state != LedgerState.Prepared || _world.Variant != BrokenVariant.VoteBeforePrepareDurable;
-                Write(life, id, new LedgerRow(state, _clock.GetUtcNow()), forced);
-                await _world.AtAsync(life, ProtocolPoint.ParticipantAfterPrepareWritten, id);
-                vote = new Vote(Name, ParticipantRules.VoteOf(state), state == LedgerState.Refused ? "out of stock" : null);
-                break;
-            default:
-                vote = new Vote(Name, ParticipantRules.VoteOf(row!.State), row.State == LedgerState.Aborted ? "already aborted" : null);
-                break;
+            var reserved = Taken < _stock;
+            row = ParticipantRules.Claim(id, reserved, holding: null, refusal: reserved ? null : "out of stock", _clock.GetUtcNow());
+            // The vote promises the row survives a crash: it is forced before the answer, unless broken on purpose.
+            var forced = !reserved || _world.Variant != BrokenVariant.VoteBeforePrepareDurable;
+            Write(life, id, row, forced);
+            await _world.AtAsync(life, ProtocolPoint.ParticipantAfterPrepareWritten, id);
         }
+
+        var (kind, reason) = ParticipantRules.Answer(row!);
+        var vote = new Vote(Name, kind, reason);
 
         await _world.AtAsync(life, ProtocolPoint.ParticipantBeforePrepareAnswered, id);
         life.ThrowIfDead();
@@ -105,21 +100,19 @@ public sealed class SimParticipant
         await _world.AtAsync(life, commit ? ProtocolPoint.ParticipantBeforeCommitWritten : ProtocolPoint.ParticipantBeforeAbortWritten, id);
         await _world.DiskAsync(life, life.Token);
         var row = Ledger.Get(id);
-        var action = commit ? ParticipantRules.OnCommit(row?.State) : ParticipantRules.OnAbort(row?.State);
-        switch (action)
+        var step = ParticipantRules.OnDecision(decision, row?.State);
+        var now = _clock.GetUtcNow();
+        switch (step.Action)
         {
-            case ParticipantAction.ApplyCommit:
-                Write(life, id, row! with { State = LedgerState.Committed }, forced: true);
-                break;
-            case ParticipantAction.Release:
-                Write(life, id, row! with { State = LedgerState.Aborted }, forced: true);
+            case ParticipantAction.ApplyCommit or ParticipantAction.Release:
+                Write(life, id, row! with { State = step.Answer.State!.Value, UpdatedAt = now }, forced: true);
                 break;
             case ParticipantAction.WriteTombstone when _world.Variant != BrokenVariant.NoTombstoneForEarlyAbort:
-                Write(life, id, new LedgerRow(LedgerState.Aborted, _clock.GetUtcNow()), forced: true);
+                Write(life, id, ParticipantRules.Tombstone(id, now), forced: true);
                 break;
             case ParticipantAction.Conflict:
-                _world.Note($"{life} refuses {(commit ? "COMMIT" : "ABORT")} {id}: ledger says {row?.State.ToWire() ?? "nothing"}");
-                return new Ack(Name, AckKind.Conflict, $"ledger says {row?.State.ToWire() ?? "nothing"}");
+                _world.Note($"{life} refuses {(commit ? "COMMIT" : "ABORT")} {id}: {step.Answer.Detail}");
+                return new Ack(Name, AckKind.Conflict, step.Answer.Detail);
         }
 
         await _world.AtAsync(life, commit ? ProtocolPoint.ParticipantAfterCommitWritten : ProtocolPoint.ParticipantAfterAbortWritten, id);
@@ -142,7 +135,7 @@ public sealed class SimParticipant
                 await Task.Delay(settings.InDoubtScan, _clock, life.Token);
                 var now = _clock.GetUtcNow();
                 var due = Ledger.Rows
-                    .Where(r => r.Value.State == LedgerState.Prepared && r.Value.CreatedAt <= now - settings.InDoubtAfter && (r.Value.NextCheckAt is null || r.Value.NextCheckAt <= now))
+                    .Where(r => InDoubtRules.IsDue(r.Value, now, settings.InDoubtAfter))
                     .Select(r => r.Key)
                     .ToList();
                 foreach (var id in due)
@@ -168,26 +161,26 @@ public sealed class SimParticipant
 
         var answer = await _world.AskCoordinatorAsync(life, id);
         _world.Note($"{life} in doubt on {id}: coordinator says {answer?.ToWire() ?? "nothing"}");
-        switch (answer)
+        switch (InDoubtRules.OnAnswer(answer))
         {
-            case DecisionQueryAnswer.Committed:
+            case InDoubtAction.Commit:
                 await DecisionAsync(life, id, Decision.Commit);
                 break;
-            case DecisionQueryAnswer.Aborted:
+            case InDoubtAction.Abort:
                 await DecisionAsync(life, id, Decision.Abort);
                 break;
             default:
                 if (Ledger.Get(id) is { State: LedgerState.Prepared } row)
                 {
-                    var delay = Backoff.Delay(row.Checks + 1, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(2), _world.Random.NextDouble());
-                    Write(life, id, row with { Checks = row.Checks + 1, NextCheckAt = _clock.GetUtcNow() + delay }, forced: false);
+                    var next = InDoubtRules.NextCheck(row, _clock.GetUtcNow(), TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(2), _world.Random.NextDouble());
+                    Write(life, id, row with { Checks = row.Checks + 1, NextCheckAt = next }, forced: false);
                 }
 
                 break;
         }
     }
 
-    private void Write(Incarnation life, string id, LedgerRow row, bool forced)
+    private void Write(Incarnation life, string id, LedgerEntry row, bool forced)
     {
         life.ThrowIfDead();
         var before = Ledger.Get(id)?.State;
