@@ -63,7 +63,7 @@ public sealed class World
         Clock = new SimClock();
         Scheduler = new SimScheduler(Clock, Random);
         Network = new SimNetwork(this);
-        Invariants = new Invariants(this);
+        Invariants = new HistoryInvariants(this);
         // Each history its own mix: some calm, some stormy.
         var storm = Random.NextDouble();
         Faults = new FaultRates(
@@ -89,7 +89,7 @@ public sealed class World
 
     public SimNetwork Network { get; }
 
-    public Invariants Invariants { get; }
+    public HistoryInvariants Invariants { get; }
 
     public FaultRates Faults { get; }
 

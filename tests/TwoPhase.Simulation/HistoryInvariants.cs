@@ -7,7 +7,7 @@ namespace TwoPhase.Simulation;
 /// changes nothing they read can change, so this is every step that matters), and liveness at the end of a history.
 /// The first violation stops the history; <see cref="World"/> prints it with the trace up to it.
 /// </summary>
-public sealed class Invariants(World world)
+public sealed class HistoryInvariants(World world)
 {
     private readonly Dictionary<string, Decision> _decided = [];
     private readonly Dictionary<string, HashSet<string>> _yes = [];
