@@ -37,7 +37,7 @@ internal static class ChaosCommand
             Validators = { r => CommandSupport.Between(r, 1, 1_000_000) },
         };
         var kills = FaultCountOption("--kills", 20,
-            "How many service kills (SIGKILL, then restart), spread over the load and over the three services (each at least a quarter of them).");
+            "How many service kills (SIGKILL, then restart), spread over the load and over the three services (dealt round-robin, each its share).");
         var dbKills = new Option<int?>("--db-kills")
         {
             Description = $"How many PostgreSQL cluster kills (pg_ctl stop -m immediate, then start), dealt over the three clusters. Only with --postgres and no connection string. Default: {DefaultDbKills} there, else 0.",
