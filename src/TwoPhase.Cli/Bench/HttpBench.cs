@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using TwoPhase.Cli.Load;
+using TwoPhase.Harness.Load;
 using TwoPhase.Harness.Audit;
 using TwoPhase.Harness.Client;
 

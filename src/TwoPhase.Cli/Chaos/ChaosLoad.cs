@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using TwoPhase.Cli.Load;
+using TwoPhase.Harness.Load;
 using TwoPhase.Harness.Audit;
 using TwoPhase.Harness;
 

@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using Spectre.Console;
 using TwoPhase.Cli.Chaos;
-using TwoPhase.Cli.Load;
+using TwoPhase.Harness.Load;
 using TwoPhase.Cli.Rendering;
 using TwoPhase.Harness;
 using TwoPhase.Harness.Audit;

@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Security.Cryptography;
 using Npgsql;
 using Spectre.Console;
-using TwoPhase.Cli.Load;
+using TwoPhase.Harness.Load;
 using TwoPhase.Cli.Rendering;
 using TwoPhase.Harness.Audit;
 using TwoPhase.Harness;

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using Spectre.Console;
-using TwoPhase.Cli.Load;
+using TwoPhase.Harness.Load;
 using TwoPhase.Cli.Rendering;
 using TwoPhase.Harness.Audit;
 using TwoPhase.Harness.Client;

@@ -1,5 +1,5 @@
 using Spectre.Console;
-using TwoPhase.Cli.Load;
+using TwoPhase.Harness.Load;
 using TwoPhase.Harness.Audit;
 
 namespace TwoPhase.Cli.Rendering;

@@ -3,7 +3,9 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using TwoPhase.Harness.Client;
 
-namespace TwoPhase.Cli.Load;
+using Reference.Contracts;
+
+namespace TwoPhase.Harness.Load;
 
 /// <summary>
 /// Seeds products and couriers through the services' domain APIs. Creating products and couriers

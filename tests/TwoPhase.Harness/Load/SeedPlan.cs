@@ -1,4 +1,4 @@
-namespace TwoPhase.Cli.Load;
+namespace TwoPhase.Harness.Load;
 
 /// <summary>
 /// What the demo seeds before a burst: plenty of one product, little of another and fewer couriers

@@ -1,4 +1,4 @@
-namespace TwoPhase.Cli.Load;
+namespace TwoPhase.Harness.Load;
 
 /// <summary>What the load generator fires.</summary>
 public sealed record LoadOptions

@@ -1,7 +1,7 @@
 using HdrHistogram;
 using TwoPhase.Harness.Audit;
 
-namespace TwoPhase.Cli.Load;
+namespace TwoPhase.Harness.Load;
 
 /// <summary>Counts and latencies of one burst, as the summary table shows them.</summary>
 public sealed record LoadSummary(

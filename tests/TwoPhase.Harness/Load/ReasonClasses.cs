@@ -1,6 +1,8 @@
 using System.Text.RegularExpressions;
 
-namespace TwoPhase.Cli.Load;
+using Reference.Contracts;
+
+namespace TwoPhase.Harness.Load;
 
 /// <summary>Groups abort reasons into a few classes for the summary ("delivery no: no free courier").</summary>
 public static partial class ReasonClasses

@@ -7,7 +7,9 @@ using Microsoft.AspNetCore.Mvc;
 using TwoPhase.Harness.Audit;
 using TwoPhase.Harness.Client;
 
-namespace TwoPhase.Cli.Load;
+using Reference.Contracts;
+
+namespace TwoPhase.Harness.Load;
 
 /// <summary>The outcome of one burst: every answer, the wall time and the latency histogram (microseconds).</summary>
 public sealed record LoadResult(IReadOnlyList<ClientAnswer> Answers, TimeSpan Elapsed, HistogramBase LatencyMicros);
