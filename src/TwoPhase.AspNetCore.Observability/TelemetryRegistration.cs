@@ -23,7 +23,8 @@ namespace TwoPhase.AspNetCore;
 /// <summary>Where traces, metrics and logs go. Prometheus <c>/metrics</c> is always served; the rest is opt-in.</summary>
 public sealed class TelemetryOptions
 {
-    public const string SectionName = "Telemetry";
+    /// <summary>The configuration section these options are read from.</summary>
+    public const string SectionName = "TwoPhase:Telemetry";
 
     /// <summary>
     /// OTLP collector to send traces, metrics and logs to, e.g. <c>http://127.0.0.1:4317</c> (gRPC). The standard
@@ -46,7 +47,13 @@ public sealed class TelemetryOptions
     public int RefreshIntervalMs { get; set; } = 2000;
 }
 
-public static class TelemetryExtensions
+/// <summary>
+/// OpenTelemetry for a TwoPhase host, with the exporters the runtime package leaves out so that it has no prerelease
+/// dependency. The meter and activity source themselves (<see cref="TwoPhaseDiagnostics"/>) live in TwoPhase.Protocol
+/// and are emitted whether or not this package is installed; a host with its own OpenTelemetry set-up can subscribe
+/// to them directly instead.
+/// </summary>
+public static class TwoPhaseTelemetryExtensions
 {
     /// <summary>The environment variable every OpenTelemetry SDK reads for the collector's address.</summary>
     public const string OtlpEndpointVariable = "OTEL_EXPORTER_OTLP_ENDPOINT";
@@ -74,7 +81,7 @@ public static class TelemetryExtensions
         builder.Logging.Configure(o => o.ActivityTrackingOptions = ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId);
 
         var telemetry = services.AddOpenTelemetry()
-            .ConfigureResource(r => r.AddService(serviceName, serviceNamespace: "twophase", serviceVersion: typeof(TelemetryExtensions).Assembly.GetName().Version?.ToString()))
+            .ConfigureResource(r => r.AddService(serviceName, serviceNamespace: "twophase", serviceVersion: typeof(TwoPhaseTelemetryExtensions).Assembly.GetName().Version?.ToString()))
             .WithMetrics(metrics =>
             {
                 metrics.AddMeter(TwoPhaseDiagnostics.Name)
@@ -127,7 +134,7 @@ public static class TelemetryExtensions
             if (context.Request.Path.StartsWithSegments("/v1/transactions") && context.GetRouteValue("id") is string id)
             {
                 Activity.Current?.SetTag(TwoPhaseDiagnostics.TransactionIdTag, id);
-                using (logger.BeginScope(new TransactionLogScope(id)))
+                using (logger.BeginScope(new TelemetryExtensions.TransactionLogScope(id)))
                 {
                     await next(context);
                 }
@@ -149,24 +156,6 @@ public static class TelemetryExtensions
         applicationName.EndsWith("Service", StringComparison.Ordinal)
             ? $"{applicationName[..^"Service".Length].ToLowerInvariant()}-service"
             : applicationName.ToLowerInvariant();
-
-    /// <summary>The scope's one field, named as in the log messages, so structured sinks index it the same way.</summary>
-    internal sealed class TransactionLogScope(string transactionId) : IReadOnlyList<KeyValuePair<string, object?>>
-    {
-        public int Count => 1;
-
-        public KeyValuePair<string, object?> this[int index] =>
-            index == 0 ? new("TransactionId", transactionId) : throw new ArgumentOutOfRangeException(nameof(index));
-
-        public IEnumerator<KeyValuePair<string, object?>> GetEnumerator()
-        {
-            yield return this[0];
-        }
-
-        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
-
-        public override string ToString() => $"TransactionId:{transactionId}";
-    }
 }
 
 /// <summary>
@@ -218,7 +207,7 @@ internal sealed class TelemetryRefresher(
                 // Once per outage, not every two seconds: the readiness probe reports the database anyway.
                 if (!failing)
                 {
-                    Log.TelemetryRefreshFailed(logger, e);
+                    ObservabilityLog.TelemetryRefreshFailed(logger, e);
                 }
 
                 failing = true;

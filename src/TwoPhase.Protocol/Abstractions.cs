@@ -51,8 +51,10 @@ public interface IDecisionLog
     /// <summary>Count a failed phase-2 round and when to try next.</summary>
     Task ScheduleRetryAsync(string id, DateTimeOffset nextAttemptAt, CancellationToken cancellationToken);
 
+    /// <summary>The transaction's record as it stands; null when this log never began it (presumed abort answers "aborted").</summary>
     Task<TransactionRecord?> FindAsync(string id, CancellationToken cancellationToken);
 
+    /// <summary>The transaction begun under the client's idempotency key <paramref name="key"/>; null when none was.</summary>
     Task<TransactionRecord?> FindByIdempotencyKeyAsync(string key, CancellationToken cancellationToken);
 
     /// <summary>
@@ -82,32 +84,71 @@ public interface IParticipantTransport
 }
 
 /// <summary>The points of the protocol where a test may observe or inject a fault (crash, delay).</summary>
+/// <remarks>
+/// The values are a public list that fault-injection tests enumerate to cover every point; a new point is added at
+/// the end so that the existing numbers keep their meaning.
+/// </remarks>
 public enum ProtocolPoint
 {
+    /// <summary>The coordinator has written <c>preparing</c> and sent no PREPARE yet.</summary>
     CoordinatorAfterPreparingWritten,
+
+    /// <summary>Every PREPARE is on its way (started, in parallel); no vote is awaited yet.</summary>
     CoordinatorAfterPreparesSent,
+
+    /// <summary>The votes are counted; the decision is not yet written (a crash here is presumed abort).</summary>
     CoordinatorBeforeDecisionWritten,
+
+    /// <summary>The decision is durable; no participant has been told yet.</summary>
     CoordinatorAfterDecisionWritten,
+
+    /// <summary>Between two participants' COMMIT or ABORT: some have been told the decision, others not.</summary>
     CoordinatorBetweenPhaseTwoSends,
+
+    /// <summary>Every participant acknowledged; <c>completed</c> is not yet written (recovery re-drives phase 2).</summary>
     CoordinatorBeforeCompletedWritten,
+
+    /// <summary>A participant has a PREPARE and has written nothing for it yet.</summary>
     ParticipantBeforePrepareWritten,
+
+    /// <summary>The participant's reservation and its <c>prepared</c> or <c>refused</c> row are committed; the vote is not yet sent.</summary>
     ParticipantAfterPrepareWritten,
+
+    /// <summary>After <see cref="ParticipantAfterPrepareWritten"/>, as the vote is handed back to be answered.</summary>
     ParticipantBeforePrepareAnswered,
+
+    /// <summary>A participant has a COMMIT and has not yet applied it.</summary>
     ParticipantBeforeCommitWritten,
+
+    /// <summary>The participant's commit is durable; the acknowledgement is not yet sent.</summary>
     ParticipantAfterCommitWritten,
+
+    /// <summary>A participant has an ABORT and has not yet released (or tombstoned) it.</summary>
     ParticipantBeforeAbortWritten,
+
+    /// <summary>The participant's abort (release or tombstone) is durable; the acknowledgement is not yet sent.</summary>
     ParticipantAfterAbortWritten,
 }
 
 /// <summary>Called at every <see cref="ProtocolPoint"/>; production uses a no-op.</summary>
 public interface IProtocolHooks
 {
+    /// <summary>
+    /// Runs when the protocol reaches <paramref name="point"/> for <paramref name="transactionId"/>, before it goes on.
+    /// A test may wait here, throw, or end the process; whatever it does happens at exactly that point.
+    /// </summary>
+    /// <param name="point">Where the protocol is.</param>
+    /// <param name="transactionId">The transaction it is at.</param>
+    /// <param name="cancellationToken">The request's or worker's token.</param>
     ValueTask AtAsync(ProtocolPoint point, string transactionId, CancellationToken cancellationToken);
 }
 
+/// <summary>The hooks of production: every point passes at once.</summary>
 public sealed class NoProtocolHooks : IProtocolHooks
 {
+    /// <summary>The one instance there needs to be; the class has no state.</summary>
     public static readonly NoProtocolHooks Instance = new();
 
+    /// <inheritdoc />
     public ValueTask AtAsync(ProtocolPoint point, string transactionId, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 }

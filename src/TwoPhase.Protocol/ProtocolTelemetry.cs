@@ -16,6 +16,7 @@ public static class TwoPhaseDiagnostics
     /// <summary>The tag every protocol span carries, so a trace can be found by transaction id.</summary>
     public const string TransactionIdTag = "twophase.transaction_id";
 
+    /// <summary>The source of every protocol span; subscribe to it by <see cref="Name"/> (OpenTelemetry's <c>AddSource</c>).</summary>
     public static readonly ActivitySource ActivitySource = new(Name);
 
     /// <summary>The coordinator's span for one transaction, from the first write to the answer.</summary>
@@ -45,6 +46,11 @@ public readonly struct PhaseScope : IDisposable
     private readonly string _phase;
     private readonly long _started;
 
+    /// <summary>Starts the phase's span and its clock.</summary>
+    /// <param name="metrics">Where the duration goes; null records no metric (the span is still started).</param>
+    /// <param name="time">The clock the duration is read from.</param>
+    /// <param name="phase">The phase's name, the metric's <c>phase</c> tag: <c>prepare</c>, <c>decide</c>, <c>commit</c> or <c>abort</c>.</param>
+    /// <param name="transactionId">The transaction, tagged on the span.</param>
     public PhaseScope(TwoPhaseMetrics? metrics, TimeProvider time, string phase, string transactionId)
     {
         _metrics = metrics;
@@ -54,6 +60,7 @@ public readonly struct PhaseScope : IDisposable
         _started = time.GetTimestamp();
     }
 
+    /// <summary>Ends the phase: records its duration and stops its span.</summary>
     public void Dispose()
     {
         _metrics?.RecordPhase(_phase, _time.GetElapsedTime(_started));
@@ -85,6 +92,8 @@ public sealed class TwoPhaseMetrics : IDisposable
     private Snapshot? _coordinator;
     private Snapshot? _participant;
 
+    /// <summary>Creates every instrument on a meter named <see cref="TwoPhaseDiagnostics.Name"/>.</summary>
+    /// <param name="meterFactory">The host's meter factory (so its listeners see the meter); null creates a meter of its own.</param>
     public TwoPhaseMetrics(IMeterFactory? meterFactory = null)
     {
         _meter = meterFactory?.Create(TwoPhaseDiagnostics.Name) ?? new Meter(TwoPhaseDiagnostics.Name);
@@ -106,6 +115,7 @@ public sealed class TwoPhaseMetrics : IDisposable
         _meter.CreateObservableGauge("twophase.participant.prepared.oldest_age", () => Observe(_participant, s => s.OldestAgeSeconds), "s", "Age of the oldest prepared row; 0 when there is none.");
     }
 
+    /// <summary>The meter every instrument is on.</summary>
     public Meter Meter => _meter;
 
     /// <summary>Counts one transaction in flight until the returned scope is disposed; a no-op without metrics.</summary>
@@ -115,12 +125,23 @@ public sealed class TwoPhaseMetrics : IDisposable
         return new InFlightScope(metrics);
     }
 
+    /// <summary>One <c>twophase.phase.duration</c> sample.</summary>
+    /// <param name="phase">The phase: <c>prepare</c>, <c>decide</c>, <c>commit</c> or <c>abort</c>.</param>
+    /// <param name="elapsed">How long it took.</param>
     public void RecordPhase(string phase, TimeSpan elapsed) =>
         _phaseDuration.Record(elapsed.TotalSeconds, new KeyValuePair<string, object?>("phase", phase));
 
+    /// <summary>One <c>twophase.transaction.duration</c> sample, from the first write to the answer.</summary>
+    /// <param name="outcome">The transaction's state when the client was answered.</param>
+    /// <param name="elapsed">How long it took.</param>
     public void RecordTransaction(TransactionState outcome, TimeSpan elapsed) =>
         _transactionDuration.Record(elapsed.TotalSeconds, new KeyValuePair<string, object?>("outcome", outcome.ToWire()));
 
+    /// <summary>One <c>twophase.participant.call.duration</c> sample: one message to one participant.</summary>
+    /// <param name="participant">The participant's name.</param>
+    /// <param name="message">The message: <c>prepare</c>, <c>commit</c> or <c>abort</c>.</param>
+    /// <param name="result">The answer in a word: a vote (<c>yes</c>, <c>no</c>, <c>none</c>) or an acknowledgement's kind.</param>
+    /// <param name="elapsed">From sending to the answer.</param>
     public void RecordCall(string participant, string message, string result, TimeSpan elapsed) =>
         _callDuration.Record(
             elapsed.TotalSeconds,
@@ -154,6 +175,7 @@ public sealed class TwoPhaseMetrics : IDisposable
         _aborted.Add(1, new KeyValuePair<string, object?>("reason", reason), new KeyValuePair<string, object?>("participant", participant));
     }
 
+    /// <summary>Count phase-2 rounds that recovery ran for decided transactions not yet completed.</summary>
     public void RecordRedrives(int count)
     {
         if (count > 0)
@@ -171,8 +193,12 @@ public sealed class TwoPhaseMetrics : IDisposable
         }
     }
 
+    /// <summary>Count one vote this participant gave.</summary>
     public void RecordVote(VoteKind vote) => _votes.Add(1, new KeyValuePair<string, object?>("vote", vote.ToWire()));
 
+    /// <summary>Count one COMMIT or ABORT this participant handled.</summary>
+    /// <param name="decision">The message.</param>
+    /// <param name="conflict">It was refused (409): the ledger contradicts it.</param>
     public void RecordParticipantDecision(Decision decision, bool conflict) =>
         _participantDecisions.Add(
             1,
@@ -213,6 +239,7 @@ public sealed class TwoPhaseMetrics : IDisposable
         return ("unknown", "");
     }
 
+    /// <summary>Disposes the meter, which ends every instrument.</summary>
     public void Dispose() => _meter.Dispose();
 
     private static IEnumerable<Measurement<T>> Observe<T>(Snapshot? snapshot, Func<Snapshot, T> read)
@@ -224,6 +251,7 @@ public sealed class TwoPhaseMetrics : IDisposable
     /// <summary>Ends one in-flight count.</summary>
     public readonly struct InFlightScope(TwoPhaseMetrics? metrics) : IDisposable
     {
+        /// <summary>The transaction is no longer in flight.</summary>
         public void Dispose() => metrics?._inFlight.Add(-1);
     }
 }

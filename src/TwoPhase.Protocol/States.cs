@@ -88,8 +88,13 @@ public enum AckKind
     Failed,
 }
 
+/// <summary>
+/// The states' names on the wire and in the databases: lower case, the words of the design (docs/design.md §2).
+/// They are part of the protocol: a name once written is read back by every later version.
+/// </summary>
 public static class StateNames
 {
+    /// <summary><c>preparing</c>, <c>committed</c> or <c>aborted</c>.</summary>
     public static string ToWire(this TransactionState state) => state switch
     {
         TransactionState.Preparing => "preparing",
@@ -97,6 +102,8 @@ public static class StateNames
         _ => "aborted",
     };
 
+    /// <summary>The state named by <see cref="ToWire(TransactionState)"/>.</summary>
+    /// <exception cref="FormatException">Any other string: a corrupt row, never guessed at.</exception>
     public static TransactionState ParseTransactionState(string value) => value switch
     {
         "preparing" => TransactionState.Preparing,
@@ -105,6 +112,7 @@ public static class StateNames
         _ => throw new FormatException($"Unknown transaction state '{value}'."),
     };
 
+    /// <summary><c>prepared</c>, <c>refused</c>, <c>committed</c> or <c>aborted</c>.</summary>
     public static string ToWire(this LedgerState state) => state switch
     {
         LedgerState.Prepared => "prepared",
@@ -113,6 +121,8 @@ public static class StateNames
         _ => "aborted",
     };
 
+    /// <summary>The state named by <see cref="ToWire(LedgerState)"/>.</summary>
+    /// <exception cref="FormatException">Any other string: a corrupt row, never guessed at.</exception>
     public static LedgerState ParseLedgerState(string value) => value switch
     {
         "prepared" => LedgerState.Prepared,
@@ -122,6 +132,7 @@ public static class StateNames
         _ => throw new FormatException($"Unknown ledger state '{value}'."),
     };
 
+    /// <summary><c>pending</c>, <c>committed</c> or <c>aborted</c>, as the decision query answers.</summary>
     public static string ToWire(this DecisionQueryAnswer answer) => answer switch
     {
         DecisionQueryAnswer.Pending => "pending",
@@ -138,6 +149,7 @@ public static class StateNames
         _ => null,
     };
 
+    /// <summary><c>yes</c>, <c>no</c> or <c>none</c> (no usable answer).</summary>
     public static string ToWire(this VoteKind vote) => vote switch
     {
         VoteKind.Yes => "yes",

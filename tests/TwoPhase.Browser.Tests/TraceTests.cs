@@ -12,7 +12,7 @@ public sealed class TraceTests
     public async Task OneOrder_TraceHasSpansFromAllThreeServices()
     {
         // Every span goes to standard output too, where the test can find it by trace id.
-        await using var system = await BrowserSystem.StartAsync(new Dictionary<string, string> { ["Telemetry__ConsoleExporter"] = "true" });
+        await using var system = await BrowserSystem.StartAsync(new Dictionary<string, string> { ["TwoPhase__Telemetry__ConsoleExporter"] = "true" });
         var traceId = ActivityTraceId.CreateRandom().ToHexString();
         using var http = new HttpClient();
         using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(system.Order.Url, "/v1/orders"))
