@@ -29,7 +29,7 @@ if [[ "${1:-}" == "--update-api" ]]; then
     # no code fix here: delete those lines by hand when the build names them.
     for project in "${PROJECTS[@]}"; do
         echo "pack: updating $(dirname "$project")/PublicAPI.Unshipped.txt" >&2
-        TWOPHASE_UPDATE_API=true dotnet format analyzers "$project" --diagnostics RS0016 --severity warn
+        TWOPHASE_UPDATE_API=true dotnet format analyzers "$project" --diagnostics RS0016 --severity warn >&2
     done
     exit 0
 fi
@@ -39,7 +39,8 @@ rm -rf "$FEED"
 mkdir -p "$FEED"
 for project in "${PROJECTS[@]}"; do
     echo "pack: $project" >&2
-    dotnet pack "$project" -c Release -o "$FEED" -warnaserror -nologo -clp:NoSummary
+    # To stderr: stdout carries only the feed's path, for scripts/test.sh.
+    dotnet pack "$project" -c Release -o "$FEED" -warnaserror -nologo -clp:NoSummary >&2
 done
 echo "pack: $(ls "$FEED"/*.nupkg | wc -l) packages in $FEED" >&2
 echo "$FEED"

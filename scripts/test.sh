@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's test command. On a fresh Debian 12 machine with the .NET SDK it installs what the tests
 # need (PostgreSQL 15 server, Chromium for the browser test), starts a throwaway PostgreSQL cluster
-# (scripts/pg-start.sh) unless TWOPHASE_TEST_POSTGRES already names a server, runs every test project
-# with `dotnet test TwoPhase.slnx` plus any extra arguments, and stops PostgreSQL again.
+# (scripts/pg-start.sh) unless TWOPHASE_TEST_POSTGRES already names a server, packs the library packages into
+# the local feed (scripts/pack.sh; TWOPHASE_PACKAGE_FEED names it for the tests that restore from it), runs every
+# test project with `dotnet test TwoPhase.slnx` plus any extra arguments, and stops PostgreSQL again.
 # Usage: bash scripts/test.sh [dotnet test options]
 set -uo pipefail
 
@@ -40,6 +41,13 @@ main() {
     fi
 
     echo "test: PostgreSQL at $TWOPHASE_TEST_POSTGRES" >&2
+    # Packages first: the packaging and samples tests restore them from this folder, not from project references.
+    if ! TWOPHASE_PACKAGE_FEED="$("$ROOT/scripts/pack.sh" | tail -n 1)"; then
+        echo "test: packing failed; the packages cannot be tested" >&2
+        return 1
+    fi
+    export TWOPHASE_PACKAGE_FEED
+    echo "test: packages in $TWOPHASE_PACKAGE_FEED" >&2
     # A bound well inside CI's 90 minutes: a hung test host must not eat the whole budget.
     timeout 3000 dotnet test TwoPhase.slnx "$@"
 }
