@@ -72,7 +72,7 @@ public sealed class ConsumerTests : IDisposable
         }
 
         // The whole restored closure, third-party packages included: the runtime needs no prerelease anywhere.
-        Assert.Empty(libraries.Where(l => l.Name.Split('/')[1].Contains('-', StringComparison.Ordinal)));
+        Assert.DoesNotContain(libraries, l => l.Name.Split('/')[1].Contains('-', StringComparison.Ordinal));
     }
 
     public void Dispose() => _work.Delete(recursive: true);
