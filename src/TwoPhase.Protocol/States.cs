@@ -1,6 +1,6 @@
 namespace TwoPhase.Protocol;
 
-/// <summary>A coordinator's durable record of one transaction (DESIGN §2).</summary>
+/// <summary>A coordinator's durable record of one transaction (docs/design.md §2).</summary>
 public enum TransactionState
 {
     /// <summary>Prepares may be in flight. Not a decision: past its deadline it becomes <see cref="Aborted"/>.</summary>

@@ -11,7 +11,7 @@ using Xunit.Abstractions;
 namespace TwoPhase.EndToEnd.Tests;
 
 /// <summary>
-/// Seed compatibility (DESIGN §3): a client of the old system (<c>POST /order?order_id=N</c>) and a participant
+/// Seed compatibility (docs/design.md §3): a client of the old system (<c>POST /order?order_id=N</c>) and a participant
 /// that speaks only the old <c>/prepare</c>, <c>/commit</c>, <c>/rollback</c> both work unchanged.
 /// </summary>
 public sealed class LegacyProtocolTests(ITestOutputHelper output)

@@ -5,7 +5,7 @@ using TwoPhase.Protocol;
 
 namespace TwoPhase.AspNetCore;
 
-/// <summary>Recovery at start-up and every interval (DESIGN §2): abandoned prepares abort, decisions are re-driven.</summary>
+/// <summary>Recovery at start-up and every interval (docs/design.md §2): abandoned prepares abort, decisions are re-driven.</summary>
 internal sealed class CoordinatorRecovery(TwoPhaseCoordinator coordinator, IOptions<CoordinatorOptions> options, TimeProvider time, ILogger<CoordinatorRecovery> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)

@@ -14,7 +14,7 @@ public enum InDoubtAction
 }
 
 /// <summary>
-/// The participant's in-doubt rules (DESIGN §2): a prepared row past its in-doubt timeout asks the coordinator
+/// The participant's in-doubt rules (docs/design.md §2): a prepared row past its in-doubt timeout asks the coordinator
 /// and applies the decision; it never decides alone, since only the coordinator knows whether the commit point
 /// was passed.
 /// </summary>

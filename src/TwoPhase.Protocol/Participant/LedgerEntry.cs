@@ -2,7 +2,7 @@ namespace TwoPhase.Protocol;
 
 /// <summary>
 /// A participant's ledger row: one per transaction id, written in the same local transaction as the business
-/// change it records (DESIGN §2). The one row type of the participant, in its store and in the state machine.
+/// change it records (docs/design.md §2). The one row type of the participant, in its store and in the state machine.
 /// </summary>
 /// <param name="TransactionId">The transaction, as the coordinator named it.</param>
 /// <param name="State">Where the transaction stands here.</param>

@@ -34,7 +34,7 @@ public sealed record DecisionResult(LedgerState? State, bool Conflict, string? D
 public sealed record DecisionStep(ParticipantAction Action, DecisionResult Answer);
 
 /// <summary>
-/// The participant's state machine (DESIGN §2) as plain functions of the ledger row (or none) and the message;
+/// The participant's state machine (docs/design.md §2) as plain functions of the ledger row (or none) and the message;
 /// the in-doubt half is <see cref="InDoubtRules"/>. The SQL ledger (<c>TwoPhase.Persistence.LedgerParticipant</c>)
 /// follows these on every path, and a simulator can drive them with an in-memory ledger.
 /// <code>

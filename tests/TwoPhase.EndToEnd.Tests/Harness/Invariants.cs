@@ -4,7 +4,7 @@ using Xunit;
 namespace TwoPhase.EndToEnd.Tests.Harness;
 
 /// <summary>
-/// DESIGN §2's invariants, judged by the harness's one <see cref="Auditor"/> on a snapshot read through the public
+/// docs/design.md §2's invariants, judged by the harness's one <see cref="Auditor"/> on a snapshot read through the public
 /// APIs (admin listings included) once the system is quiet.
 /// </summary>
 public static class Invariants

@@ -5,7 +5,7 @@ using TwoPhase.Harness.Client;
 
 namespace TwoPhase.Fuzz.Tests.Harness;
 
-/// <summary>The whole state of the system as its APIs show it, and the DESIGN §2 audit over it.</summary>
+/// <summary>The whole state of the system as its APIs show it, and the docs/design.md §2 audit over it.</summary>
 public static class State
 {
     /// <summary>Products, couriers, deliveries, orders, both ledgers and the unfinished transactions, as one comparable text.</summary>
@@ -44,7 +44,7 @@ public static class State
         }
     }
 
-    /// <summary>DESIGN §2 invariants on a quiet system, judged by the harness's one auditor; returns every violation found.</summary>
+    /// <summary>docs/design.md §2 invariants on a quiet system, judged by the harness's one auditor; returns every violation found.</summary>
     public static async Task<List<string>> AuditAsync(Services s)
     {
         await WaitQuietAsync(s);

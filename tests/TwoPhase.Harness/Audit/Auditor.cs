@@ -4,7 +4,7 @@ using TwoPhase.AspNetCore;
 namespace TwoPhase.Harness.Audit;
 
 /// <summary>
-/// Checks the invariants of DESIGN §2 against a <see cref="SystemSnapshot"/> and, optionally, the
+/// Checks the invariants of docs/design.md §2 against a <see cref="SystemSnapshot"/> and, optionally, the
 /// answers clients got. Pure: no I/O, so tests can feed it hand-made snapshots. The one judge of every
 /// run: the CLI's audit, chaos and bench, and the end-to-end and fuzz tests.
 /// </summary>

@@ -17,7 +17,7 @@ public static class States
     public const string Prepared = "prepared";
     public const string Refused = "refused";
 
-    /// <summary>Every state a participant ledger row may be in (DESIGN §2).</summary>
+    /// <summary>Every state a participant ledger row may be in (docs/design.md §2).</summary>
     public static bool IsLedgerState(string? state) => state is Prepared or Refused or Committed or Aborted;
 
     /// <summary>Still being decided at the coordinator.</summary>
