@@ -52,12 +52,17 @@ internal static class PackageFeed
 
     /// <summary>The packable projects of the repository, by their own declaration (as scripts/pack.sh finds them).</summary>
     public static IReadOnlyList<string> PackableProjects() =>
+        PackableProjectFiles().Select(Path.GetFileNameWithoutExtension).Order(StringComparer.Ordinal).ToArray()!;
+
+    /// <summary>The folders of the packable projects, where each keeps its README and PublicAPI files.</summary>
+    public static IReadOnlyList<string> PackableProjectFolders() =>
+        PackableProjectFiles().Select(Path.GetDirectoryName).ToArray()!;
+
+    private static IEnumerable<string> PackableProjectFiles() =>
         new[] { "src", "tests" }
             .SelectMany(top => Directory.EnumerateFiles(Path.Combine(RepositoryRoot, top), "*.csproj", SearchOption.AllDirectories))
-            .Where(path => File.ReadAllText(path).Contains("<IsPackable>true</IsPackable>", StringComparison.Ordinal))
-            .Select(Path.GetFileNameWithoutExtension)
-            .Order(StringComparer.Ordinal)
-            .ToArray()!;
+            .Where(path => !path.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
+            .Where(path => File.ReadAllText(path).Contains("<IsPackable>true</IsPackable>", StringComparison.Ordinal));
 }
 
 /// <summary>One .nupkg: its path, its nuspec's metadata and the names of the files it holds.</summary>

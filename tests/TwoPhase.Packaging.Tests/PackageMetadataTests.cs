@@ -13,6 +13,19 @@ public sealed class PackageMetadataTests
     }
 
     [Fact]
+    public void EveryPackableProject_HasReadmeAndPublicApiFiles()
+    {
+        var missing = PackageFeed.PackableProjectFolders()
+            .SelectMany(folder => new[] { "README.md", "PublicAPI.Shipped.txt", "PublicAPI.Unshipped.txt" }
+                .Where(file => !File.Exists(Path.Combine(folder, file)))
+                .Select(file => $"{Path.GetFileName(folder)}: no {file}"))
+            .ToArray();
+
+        // Without them the package has no README and its API is not frozen (Directory.Build.targets, docs/packages.md).
+        Assert.True(missing.Length == 0, string.Join(Environment.NewLine, missing));
+    }
+
+    [Fact]
     public void EveryPackage_HasIdVersionLicenceReadmeRepositoryDocsAndSymbols()
     {
         var packages = PackageFeed.Packages();
