@@ -43,18 +43,13 @@ public sealed class FundsReservations : IResourceManager
     }
 
     public Task CommitAsync(LocalTransaction tx, string transactionId, string? holding, CancellationToken cancellationToken) =>
-        tx.Connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE accounts SET balance = balance - @Amount, held = held - @Amount WHERE id = @Account",
-            Held(holding),
-            tx.Transaction,
-            cancellationToken: cancellationToken));
+        ApplyAsync(tx, "UPDATE accounts SET balance = balance - @Amount, held = held - @Amount WHERE id = @Account", holding, cancellationToken);
 
     public Task ReleaseAsync(LocalTransaction tx, string transactionId, string? holding, CancellationToken cancellationToken) =>
-        tx.Connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE accounts SET held = held - @Amount WHERE id = @Account",
-            Held(holding),
-            tx.Transaction,
-            cancellationToken: cancellationToken));
+        ApplyAsync(tx, "UPDATE accounts SET held = held - @Amount WHERE id = @Account", holding, cancellationToken);
+
+    private static Task ApplyAsync(LocalTransaction tx, string sql, string? holding, CancellationToken cancellationToken) =>
+        tx.Connection.ExecuteAsync(new CommandDefinition(sql, Held(holding), tx.Transaction, cancellationToken: cancellationToken));
 
     private static Payment Held(string? holding) =>
         JsonSerializer.Deserialize<Payment>(holding ?? "null", JsonSerializerOptions.Web)
