@@ -23,10 +23,14 @@ app.MapPost("/v1/checkouts", async (Checkout checkout, TwoPhaseTransactions tran
         .With("payments", new { account = checkout.Account, amount = checkout.Amount })
         .With("storage", new { items = new[] { new { sku = checkout.Sku, quantity = checkout.Quantity } } });
     TransactionOutcome outcome = await transactions.RunAsync(transaction, ct);
-    return Results.Ok(outcome);
+    // This host's own answer, in its own JSON: the library's records are not the checkout's API.
+    return Results.Ok(new CheckoutResult(checkout.Id, outcome.State.ToWire(), outcome.Reason, outcome.Acknowledged));
 });
 
 app.Run();
+
+/// <summary>What <c>POST /v1/checkouts</c> answers: <c>committed</c> or <c>aborted</c>, why, and who has applied it so far.</summary>
+internal sealed record CheckoutResult(string Id, string State, string? Reason, IReadOnlyList<string> Acknowledged);
 
 /// <summary>The body of <c>POST /v1/checkouts</c>: pay <see cref="Amount"/> cents from an account for some units of a product.</summary>
 internal sealed record Checkout(string Id, string Account, long Amount, string Sku, int Quantity)
