@@ -14,57 +14,67 @@ public static class ServiceBuilder
     /// </summary>
     public static async Task BuildAsync(string repoRoot, string configuration, string logPath, string dotnet, CancellationToken cancellationToken)
     {
-        await using var log = new StreamWriter(logPath, append: true) { AutoFlush = true };
         foreach (var kind in ServiceKinds.All)
         {
             var project = Path.Combine(repoRoot, "src", kind.ProjectName());
-            var info = new ProcessStartInfo(dotnet)
-            {
-                UseShellExecute = false,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                WorkingDirectory = repoRoot,
-            };
-            foreach (var arg in new[] { "build", project, "-c", configuration, "-nologo", "-v:minimal" })
-            {
-                info.ArgumentList.Add(arg);
-            }
+            await RunDotnetAsync(dotnet, repoRoot, ["build", project, "-c", configuration, "-nologo", "-v:minimal"], logPath, kind.ProjectName(), cancellationToken);
+        }
+    }
 
-            await log.WriteLineAsync($"==== {DateTimeOffset.Now:O} dotnet build {project} -c {configuration}");
-            using var process = Process.Start(info) ?? throw new ServiceStartException("dotnet build did not start.");
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(BuildTimeout);
-            var output = new List<string>();
-            var pump = Task.WhenAll(Pump(process.StandardOutput), Pump(process.StandardError));
-            try
-            {
-                await process.WaitForExitAsync(timeout.Token);
-                await pump;
-            }
-            catch (OperationCanceledException)
-            {
-                process.Kill(entireProcessTree: true);
-                throw cancellationToken.IsCancellationRequested
-                    ? new OperationCanceledException(cancellationToken)
-                    : new ServiceStartException($"dotnet build {kind.ProjectName()} took longer than {BuildTimeout.TotalMinutes:0} minutes; see {logPath}");
-            }
+    /// <summary>
+    /// Runs <c>dotnet</c> with <paramref name="args"/> in <paramref name="workingDirectory"/> (bounded), its output appended
+    /// to <paramref name="logPath"/>; throws with the error lines when it fails. <paramref name="what"/> names it in messages.
+    /// </summary>
+    public static async Task RunDotnetAsync(string dotnet, string workingDirectory, IReadOnlyList<string> args, string logPath, string what, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        await using var log = new StreamWriter(logPath, append: true) { AutoFlush = true };
+        var info = new ProcessStartInfo(dotnet)
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = workingDirectory,
+        };
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
 
-            if (process.ExitCode != 0)
-            {
-                var errors = output.Where(l => l.Contains("error", StringComparison.OrdinalIgnoreCase)).Distinct().Take(15);
-                throw new ServiceStartException(
-                    $"dotnet build {kind.ProjectName()} failed (exit {process.ExitCode}); see {logPath}\n{string.Join('\n', errors)}");
-            }
+        var command = $"dotnet {args[0]} {what}";
+        await log.WriteLineAsync($"==== {DateTimeOffset.Now:O} dotnet {string.Join(' ', args)}");
+        using var process = Process.Start(info) ?? throw new ServiceStartException($"{command} did not start.");
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(BuildTimeout);
+        var output = new List<string>();
+        var pump = Task.WhenAll(Pump(process.StandardOutput), Pump(process.StandardError));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+            await pump;
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw cancellationToken.IsCancellationRequested
+                ? new OperationCanceledException(cancellationToken)
+                : new ServiceStartException($"{command} took longer than {BuildTimeout.TotalMinutes:0} minutes; see {logPath}");
+        }
 
-            async Task Pump(StreamReader reader)
+        if (process.ExitCode != 0)
+        {
+            var errors = output.Where(l => l.Contains("error", StringComparison.OrdinalIgnoreCase)).Distinct().Take(15);
+            throw new ServiceStartException($"{command} failed (exit {process.ExitCode}); see {logPath}\n{string.Join('\n', errors)}");
+        }
+
+        async Task Pump(StreamReader reader)
+        {
+            while (await reader.ReadLineAsync(timeout.Token) is { } line)
             {
-                while (await reader.ReadLineAsync(timeout.Token) is { } line)
+                lock (output)
                 {
-                    lock (output)
-                    {
-                        output.Add(line);
-                        log.WriteLine(line);
-                    }
+                    output.Add(line);
+                    log.WriteLine(line);
                 }
             }
         }

@@ -30,8 +30,12 @@ public sealed class ServiceProcess : IAsyncDisposable
     private int _starts;
 
     public ServiceProcess(ServiceKind kind, string dllPath, Uri url, IReadOnlyDictionary<string, string> environment, string logPath, string? dotnet = null)
+        : this(kind.ProjectName(), dllPath, url, environment, logPath, dotnet) => Kind = kind;
+
+    /// <summary>A process that is none of the reference services (a sample), known by <paramref name="name"/> in messages.</summary>
+    public ServiceProcess(string name, string dllPath, Uri url, IReadOnlyDictionary<string, string> environment, string logPath, string? dotnet = null)
     {
-        Kind = kind;
+        Name = name;
         _dotnet = dotnet ?? DotnetHost.Path;
         _dllPath = dllPath;
         Url = url;
@@ -40,6 +44,9 @@ public sealed class ServiceProcess : IAsyncDisposable
     }
 
     public ServiceKind Kind { get; }
+
+    /// <summary>The project name, in messages and logs.</summary>
+    public string Name { get; }
 
     public Uri Url { get; }
 
@@ -69,21 +76,21 @@ public sealed class ServiceProcess : IAsyncDisposable
     {
         if (!File.Exists(_dllPath))
         {
-            throw new ServiceStartException($"{Kind.ProjectName()}: {_dllPath} does not exist; build the solution (or the service) first.");
+            throw new ServiceStartException($"{Name}: {_dllPath} does not exist; build the solution (or the service) first.");
         }
 
         // Without this, a service already listening on the port (another run, another developer's services) would
         // answer the readiness probe while ours dies on "address in use", and the run would drive someone else's system.
         if (Url.IsLoopback && !PortAllocator.IsFree(Url.Port))
         {
-            throw new ServiceStartException($"{Kind.ProjectName()}: port {Url.Port} is already in use by another process; stop it or choose other ports.");
+            throw new ServiceStartException($"{Name}: port {Url.Port} is already in use by another process; stop it or choose other ports.");
         }
 
         lock (_gate)
         {
             if (_process is { HasExited: false })
             {
-                throw new InvalidOperationException($"{Kind.ProjectName()} is already running (pid {_process.Id}).");
+                throw new InvalidOperationException($"{Name} is already running (pid {_process.Id}).");
             }
 
             _process?.Dispose();
@@ -119,7 +126,7 @@ public sealed class ServiceProcess : IAsyncDisposable
             _log.WriteLine($"==== {DateTimeOffset.Now:O} start #{_starts}: {_dotnet} {_dllPath} --urls {Url}{once}");
             if (!process.Start())
             {
-                throw new ServiceStartException($"{Kind.ProjectName()}: the process did not start.");
+                throw new ServiceStartException($"{Name}: the process did not start.");
             }
 
             process.BeginOutputReadLine();
@@ -140,7 +147,7 @@ public sealed class ServiceProcess : IAsyncDisposable
             if (process is null || process.HasExited)
             {
                 throw new ServiceStartException(
-                    $"{Kind.ProjectName()} exited (code {(process is null ? "?" : process.ExitCode.ToString(CultureInfo.InvariantCulture))}) before it was ready.\n{Tail()}");
+                    $"{Name} exited (code {(process is null ? "?" : process.ExitCode.ToString(CultureInfo.InvariantCulture))}) before it was ready.\n{Tail()}");
             }
 
             using (var probe = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
@@ -170,13 +177,13 @@ public sealed class ServiceProcess : IAsyncDisposable
             await Task.Delay(ProbeInterval, cancellationToken);
         }
 
-        throw new ServiceStartException($"{Kind.ProjectName()} was not ready at {Url} within {timeout.TotalSeconds:0} s ({lastProblem}).\n{Tail()}");
+        throw new ServiceStartException($"{Name} was not ready at {Url} within {timeout.TotalSeconds:0} s ({lastProblem}).\n{Tail()}");
     }
 
     /// <summary>Waits (bounded) for the process to exit by itself, as it does at a crash point; returns its exit code.</summary>
     public async Task<int> WaitForExitAsync(TimeSpan timeout)
     {
-        var process = Current() ?? throw new InvalidOperationException($"{Kind.ProjectName()} was never started.");
+        var process = Current() ?? throw new InvalidOperationException($"{Name} was never started.");
         using var cts = new CancellationTokenSource(timeout);
         try
         {
@@ -184,7 +191,7 @@ public sealed class ServiceProcess : IAsyncDisposable
         }
         catch (OperationCanceledException)
         {
-            throw new TimeoutException($"{Kind.ProjectName()} did not exit within {timeout.TotalSeconds:0} s.\n{Tail()}");
+            throw new TimeoutException($"{Name} did not exit within {timeout.TotalSeconds:0} s.\n{Tail()}");
         }
 
         return process.ExitCode;
@@ -241,7 +248,7 @@ public sealed class ServiceProcess : IAsyncDisposable
     /// <summary>SIGSTOP: the service stops where it is (connections stay open, nothing answers) until <see cref="Resume"/>.</summary>
     public void Pause()
     {
-        var pid = ProcessId ?? throw new InvalidOperationException($"{Kind.ProjectName()} is not running.");
+        var pid = ProcessId ?? throw new InvalidOperationException($"{Name} is not running.");
         Signals.Pause(pid);
         WriteLog($"==== {DateTimeOffset.Now:O} paused (SIGSTOP)", null);
     }

@@ -5,7 +5,6 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using TwoPhase.AspNetCore;
-using TwoPhase.Tests.Storage;
 
 namespace TwoPhase.Tests.Security;
 

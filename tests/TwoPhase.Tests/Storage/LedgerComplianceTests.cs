@@ -10,7 +10,9 @@ namespace TwoPhase.Tests.Storage;
 /// <summary>
 /// The participant side on real SQL, written once and run against every store: <see cref="LedgerParticipant"/>
 /// with the real <see cref="StockReservations"/> (storage) and <see cref="CourierReservations"/> (delivery),
-/// each on its own database as in production.
+/// each on its own database as in production: what is particular to stock and couriers (exact quantities, reasons,
+/// line order, deliveries). What every resource manager owes the protocol (idempotency, tombstones, refusals, batches,
+/// crashes, concurrency, the ledger's in-doubt queries) is the contract kit's, run on both in TwoPhase.Contract.Tests.
 /// </summary>
 public abstract class LedgerComplianceTests : IAsyncLifetime
 {
@@ -152,205 +154,6 @@ public abstract class LedgerComplianceTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task PrepareDeliveredTwice_ReservesOnce_BothVoteYes()
-    {
-        await SeedProductAsync("widget", 10);
-
-        var first = await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
-        var second = await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
-
-        Assert.Equal(VoteKind.Yes, first.Vote);
-        Assert.Equal(VoteKind.Yes, second.Vote);
-        Assert.Equal(new Stock(10, 3, 0, 10), await StockAsync("widget"));
-    }
-
-    [Fact]
-    public async Task RefusedPrepareRepeated_AfterRestock_StillVotesNo_HoldsNothing()
-    {
-        await SeedProductAsync("widget", 1);
-        Assert.Equal(VoteKind.No, (await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None)).Vote);
-        await ExecuteAsync(StorageDb, "UPDATE products SET on_hand = 10, received = 10 WHERE sku = 'widget'");
-
-        var (vote, _) = await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
-
-        // The vote is the row's: a transaction answers PREPARE the same way every time.
-        Assert.Equal(VoteKind.No, vote);
-        Assert.Equal(new Stock(10, 0, 0, 10), await StockAsync("widget"));
-    }
-
-    [Fact]
-    public async Task AbortBeforePrepare_LeavesTombstone_LatePrepareVotesNo()
-    {
-        await SeedProductAsync("widget", 10);
-
-        var abort = await Storage.AbortAsync("tx-1", None);
-        var tombstone = await Storage.FindAsync("tx-1", None);
-        var (vote, _) = await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
-
-        Assert.Equal(new DecisionResult(LedgerState.Aborted, false, null), abort);
-        Assert.Equal(LedgerState.Aborted, tombstone!.State);
-        Assert.Equal(VoteKind.No, vote);
-        Assert.Equal(new Stock(10, 0, 0, 10), await StockAsync("widget"));
-        Assert.Equal(LedgerState.Aborted, (await Storage.FindAsync("tx-1", None))!.State);
-    }
-
-    /// <summary>
-    /// A PREPARE the ledger already answers (here a tombstone) shares a group-commit batch with a new order that needs
-    /// the same last unit: the tombstoned one must not hold it, even for the length of the batch.
-    /// </summary>
-    [Fact]
-    public async Task TombstonedPrepareAndNewPrepareInOneBatch_NewOneVotesYes_TombstonedOneNo()
-    {
-        await SeedProductAsync("widget", 1);
-        await Storage.AbortAsync("tx-x", None);
-
-        var votes = await InOneBatchAsync(
-            StorageDb,
-            () => Storage.PrepareAsync("tx-x", Order(("widget", 1)), None),
-            () => Storage.PrepareAsync("tx-y", Order(("widget", 1)), None));
-
-        Assert.Equal(VoteKind.No, votes[0].Vote);
-        Assert.Equal((VoteKind.Yes, null), votes[1]);
-        Assert.Equal(new Stock(1, 1, 0, 1), await StockAsync("widget"));
-        Assert.Equal(LedgerState.Aborted, (await Storage.FindAsync("tx-x", None))!.State);
-        Assert.Equal(LedgerState.Prepared, (await Storage.FindAsync("tx-y", None))!.State);
-    }
-
-    [Fact]
-    public async Task RepeatedPrepareAndNewPrepareInOneBatch_BothVoteYes_RepeatHoldsOnce()
-    {
-        await SeedProductAsync("widget", 2);
-        Assert.Equal(VoteKind.Yes, (await Storage.PrepareAsync("tx-x", Order(("widget", 1)), None)).Vote);
-
-        var votes = await InOneBatchAsync(
-            StorageDb,
-            () => Storage.PrepareAsync("tx-x", Order(("widget", 1)), None),
-            () => Storage.PrepareAsync("tx-y", Order(("widget", 1)), None));
-
-        Assert.All(votes, v => Assert.Equal((VoteKind.Yes, null), v));
-        Assert.Equal(new Stock(2, 2, 0, 2), await StockAsync("widget"));
-    }
-
-    [Fact]
-    public async Task CommitOfUnknownTransaction_IsConflict_InventsNoRow()
-    {
-        var result = await Storage.CommitAsync("tx-unknown", None);
-
-        Assert.True(result.Conflict);
-        Assert.Null(result.State);
-        Assert.NotNull(result.Detail);
-        Assert.Null(await Storage.FindAsync("tx-unknown", None));
-    }
-
-    [Fact]
-    public async Task CommitOfRefusedTransaction_IsConflict_NothingSold()
-    {
-        await SeedProductAsync("widget", 1);
-        await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
-
-        await AssertConflictChangesNothingAsync(Storage.CommitAsync, LedgerState.Refused, new Stock(1, 0, 0, 1));
-    }
-
-    [Fact]
-    public async Task CommitOfAbortedTransaction_IsConflict_NothingSold()
-    {
-        await SeedProductAsync("widget", 10);
-        await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
-        await Storage.AbortAsync("tx-1", None);
-
-        await AssertConflictChangesNothingAsync(Storage.CommitAsync, LedgerState.Aborted, new Stock(10, 0, 0, 10));
-    }
-
-    [Fact]
-    public async Task CommitOfTombstone_IsConflict()
-    {
-        await Storage.AbortAsync("tx-1", None);
-
-        var result = await Storage.CommitAsync("tx-1", None);
-
-        Assert.True(result.Conflict);
-        Assert.Equal(LedgerState.Aborted, result.State);
-    }
-
-    [Fact]
-    public async Task AbortOfCommittedTransaction_IsConflict_SaleStands()
-    {
-        await SeedProductAsync("widget", 10);
-        await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
-        await Storage.CommitAsync("tx-1", None);
-
-        await AssertConflictChangesNothingAsync(Storage.AbortAsync, LedgerState.Committed, new Stock(7, 0, 3, 10));
-    }
-
-    /// <summary>A decision that contradicts tx-1's row is a conflict that changes nothing: neither the row nor the stock.</summary>
-    private async Task AssertConflictChangesNothingAsync(Func<string, CancellationToken, Task<DecisionResult>> decide, LedgerState standing, Stock stock)
-    {
-        var result = await decide("tx-1", None);
-
-        Assert.True(result.Conflict);
-        Assert.Equal(standing, result.State);
-        Assert.Equal(stock, await StockAsync("widget"));
-        Assert.Equal(standing, (await Storage.FindAsync("tx-1", None))!.State);
-    }
-
-    [Fact]
-    public async Task CommitRepeated_IsNoOp_SoldOnce()
-    {
-        await SeedProductAsync("widget", 10);
-        await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
-        await Storage.CommitAsync("tx-1", None);
-
-        var again = await Storage.CommitAsync("tx-1", None);
-
-        Assert.Equal(new DecisionResult(LedgerState.Committed, false, null), again);
-        Assert.Equal(new Stock(7, 0, 3, 10), await StockAsync("widget"));
-    }
-
-    [Fact]
-    public async Task AbortRepeated_IsNoOp_ReleasedOnce()
-    {
-        await SeedProductAsync("widget", 10);
-        await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
-        await Storage.PrepareAsync("tx-2", Order(("widget", 2)), None);
-        await Storage.AbortAsync("tx-1", None);
-
-        var again = await Storage.AbortAsync("tx-1", None);
-
-        Assert.Equal(new DecisionResult(LedgerState.Aborted, false, null), again);
-        // tx-2 still holds its 2: a repeated abort must not release someone else's units.
-        Assert.Equal(new Stock(10, 2, 0, 10), await StockAsync("widget"));
-    }
-
-    [Fact]
-    public async Task AbortOfRefusedTransaction_AnswersRefused_NoConflict()
-    {
-        await SeedProductAsync("widget", 1);
-        await Storage.PrepareAsync("tx-1", Order(("widget", 3)), None);
-
-        var result = await Storage.AbortAsync("tx-1", None);
-
-        Assert.False(result.Conflict);
-        Assert.Equal(LedgerState.Refused, result.State);
-        Assert.Equal(new Stock(1, 0, 0, 1), await StockAsync("widget"));
-    }
-
-    [Fact]
-    public async Task ConcurrentPreparesOnScarceSku_NeverOversell_ExactlyStockManyYes()
-    {
-        await SeedProductAsync("scarce", 5);
-
-        var votes = await Concurrently.RunAsync(40, i => Storage.PrepareAsync($"tx-{i:D3}", Order(("scarce", 1)), None));
-
-        Assert.Equal(5, votes.Count(v => v.Vote == VoteKind.Yes));
-        Assert.All(votes.Where(v => v.Vote != VoteKind.Yes), v => Assert.Equal("insufficient stock for sku 'scarce'", v.Reason));
-        var stock = await StockAsync("scarce");
-        Assert.Equal(new Stock(5, 5, 0, 5), stock);
-        Assert.True(stock.Reserved <= stock.OnHand);
-        Assert.Equal(5, await ScalarAsync(StorageDb, "SELECT COUNT(*) FROM tp_ledger WHERE state = 'prepared'"));
-        Assert.Equal(35, await ScalarAsync(StorageDb, "SELECT COUNT(*) FROM tp_ledger WHERE state = 'refused'"));
-    }
-
-    [Fact]
     public async Task ConcurrentMultiLinePreparesInAnyLineOrder_NeverOversell_NoDeadlockFailure()
     {
         await SeedProductAsync("apple", 6);
@@ -365,34 +168,6 @@ public abstract class LedgerComplianceTests : IAsyncLifetime
         Assert.Equal(6, votes.Count(v => v.Vote == VoteKind.Yes));
         Assert.Equal(new Stock(6, 6, 0, 6), await StockAsync("apple"));
         Assert.Equal(new Stock(6, 6, 0, 6), await StockAsync("banana"));
-    }
-
-    [Fact]
-    public async Task ConcurrentDuplicatePreparesOfOneId_ReserveOnce_AllVoteYes()
-    {
-        await SeedProductAsync("widget", 100);
-
-        var votes = await Concurrently.RunAsync(20, _ => Storage.PrepareAsync("tx-dup", Order(("widget", 1)), None));
-
-        Assert.All(votes, v => Assert.Equal(VoteKind.Yes, v.Vote));
-        Assert.Equal(new Stock(100, 1, 0, 100), await StockAsync("widget"));
-    }
-
-    [Fact]
-    public async Task ConcurrentCommitsAndAbortsOfPreparedOrders_Conserve_OnHandPlusSoldEqualsReceived()
-    {
-        await SeedProductAsync("widget", 50);
-        for (var i = 0; i < 20; i++)
-        {
-            Assert.Equal(VoteKind.Yes, (await Storage.PrepareAsync($"tx-{i:D3}", Order(("widget", 2)), None)).Vote);
-        }
-
-        // Every transaction gets its decision twice (a retry racing the first send).
-        await Concurrently.RunAsync(40, i => i % 20 % 2 == 0 ? Storage.CommitAsync($"tx-{i % 20:D3}", None) : Storage.AbortAsync($"tx-{i % 20:D3}", None));
-
-        var stock = await StockAsync("widget");
-        Assert.Equal(new Stock(30, 0, 20, 50), stock);
-        Assert.Equal(stock.Received, stock.OnHand + stock.Sold);
     }
 
     /// <summary>
@@ -479,48 +254,6 @@ public abstract class LedgerComplianceTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task CourierAbortBeforePrepare_LeavesTombstone_LatePrepareVotesNo_CourierStaysFree()
-    {
-        await SeedCouriersAsync(1);
-
-        await Delivery.AbortAsync("tx-1", None);
-        var (vote, _) = await Delivery.PrepareAsync("tx-1", "{}", None);
-
-        Assert.Equal(VoteKind.No, vote);
-        Assert.All(await CouriersAsync(), c => Assert.Equal("free", c.Status));
-    }
-
-    [Fact]
-    public async Task TombstonedCourierPrepareAndNewPrepareInOneBatch_NewOneGetsTheOnlyCourier()
-    {
-        await SeedCouriersAsync(1);
-        await Delivery.AbortAsync("tx-x", None);
-
-        var votes = await InOneBatchAsync(
-            DeliveryDb,
-            () => Delivery.PrepareAsync("tx-x", "{}", None),
-            () => Delivery.PrepareAsync("tx-y", "{}", None));
-
-        Assert.Equal(VoteKind.No, votes[0].Vote);
-        Assert.Equal((VoteKind.Yes, null), votes[1]);
-        var courier = Assert.Single(await CouriersAsync());
-        Assert.Equal(("reserved", "tx-y"), (courier.Status, courier.TxId));
-    }
-
-    [Fact]
-    public async Task CourierCommitRepeated_IsNoOp_OneDelivery()
-    {
-        await SeedCouriersAsync(1);
-        await Delivery.PrepareAsync("tx-1", "{}", None);
-        await Delivery.CommitAsync("tx-1", None);
-
-        var again = await Delivery.CommitAsync("tx-1", None);
-
-        Assert.False(again.Conflict);
-        Assert.Equal(1, await ScalarAsync(DeliveryDb, "SELECT COUNT(*) FROM deliveries"));
-    }
-
-    [Fact]
     public async Task HundredConcurrentPreparesForTenCouriers_ExactlyTenYes_NoCourierHeldTwice()
     {
         await SeedCouriersAsync(10);
@@ -596,68 +329,7 @@ public abstract class LedgerComplianceTests : IAsyncLifetime
         Assert.Equal(6, await ScalarAsync(DeliveryDb, "SELECT COUNT(*) FROM deliveries WHERE status = 'completed'"));
     }
 
-    [Fact]
-    public async Task ConcurrentDuplicatePreparesOfOneId_HoldOneCourier()
-    {
-        await SeedCouriersAsync(5);
-
-        var votes = await Concurrently.RunAsync(20, _ => Delivery.PrepareAsync("tx-dup", "{}", None));
-
-        Assert.All(votes, v => Assert.Equal(VoteKind.Yes, v.Vote));
-        Assert.Single(await CouriersAsync(), c => c.Status != "free");
-    }
-
-    // ---- in doubt -------------------------------------------------------------------------------
-
-    [Fact]
-    public async Task PreparedRowOlderThanInDoubtTimeout_IsFoundInDoubt_ScheduledCheckDefersIt()
-    {
-        await SeedProductAsync("widget", 10);
-        await Storage.PrepareAsync("tx-old", Order(("widget", 1)), None);
-        Clock.Advance(TimeSpan.FromSeconds(10));
-        await Storage.PrepareAsync("tx-new", Order(("widget", 1)), None);
-        await Storage.AbortAsync("tx-gone", None);
-        var now = Clock.GetUtcNow();
-
-        var inDoubt = await Storage.FindInDoubtAsync(now - TimeSpan.FromSeconds(5), now, 10, None);
-        Assert.Equal(["tx-old"], inDoubt.Select(e => e.TransactionId));
-
-        await Storage.ScheduleCheckAsync("tx-old", now + TimeSpan.FromSeconds(1), None);
-        Assert.Empty(await Storage.FindInDoubtAsync(now - TimeSpan.FromSeconds(5), now, 10, None));
-        var row = await Storage.FindAsync("tx-old", None);
-        Assert.Equal(1, row!.Checks);
-        Assert.Single(await Storage.FindInDoubtAsync(now - TimeSpan.FromSeconds(5), now + TimeSpan.FromSeconds(1), 10, None));
-
-        // Once decided, the row is no longer in doubt.
-        await Storage.CommitAsync("tx-old", None);
-        Assert.Empty(await Storage.FindInDoubtAsync(now - TimeSpan.FromSeconds(5), now + TimeSpan.FromMinutes(1), 10, None));
-        Assert.Equal(["tx-new"], (await Storage.ListPreparedAsync(10, None)).Select(e => e.TransactionId));
-    }
-
-    [Fact]
-    public async Task LedgerList_PagesInIdOrder()
-    {
-        foreach (var id in new[] { "c", "a", "b", "d" })
-        {
-            await Storage.AbortAsync(id, None);
-        }
-
-        Assert.Equal(["a", "b"], (await Storage.ListAsync(null, 2, None)).Select(e => e.TransactionId));
-        Assert.Equal(["c", "d"], (await Storage.ListAsync("b", 2, None)).Select(e => e.TransactionId));
-    }
-
     // ---- helpers --------------------------------------------------------------------------------
-
-    /// <summary>
-    /// Starts the writes in order and holds <paramref name="db"/>'s group commit until all of them are queued, so they
-    /// run in one batch, in this order (each call queues its write before it first waits).
-    /// </summary>
-    protected static async Task<T[]> InOneBatchAsync<T>(Database db, params Func<Task<T>>[] writes)
-    {
-        db.HoldNextBatchUntil(writes.Length, Concurrently.Bound);
-        var started = writes.Select(w => w()).ToArray();
-        return await Task.WhenAll(started).WaitAsync(Concurrently.Bound);
-    }
 
     protected static string Order(params (string Sku, int Quantity)[] lines) =>
         System.Text.Json.JsonSerializer.Serialize(new { orderId = "order-1", items = lines.Select(l => new { sku = l.Sku, quantity = l.Quantity }) });

@@ -2,20 +2,34 @@ using Microsoft.Data.Sqlite;
 using Npgsql;
 using TwoPhase.Persistence;
 
-namespace TwoPhase.Tests.Storage;
+namespace TwoPhase.Testing;
 
-/// <summary>Fresh SQLite databases in temp files, deleted with the test.</summary>
-public sealed class SqliteTarget : IAsyncDisposable
+/// <summary>Where a suite gets its fresh, empty databases: <see cref="SqliteTarget"/> or <see cref="PostgresServerFixture"/>.</summary>
+public interface IDatabaseTarget
+{
+    /// <summary>A new, empty database of this store, with <paramref name="configure"/> applied to its options.</summary>
+    Task<Database> CreateDatabaseAsync(Action<DatabaseOptions>? configure = null);
+}
+
+/// <summary>
+/// Fresh SQLite databases in temp files, deleted when the target is disposed (a suite that takes it disposes it
+/// with the test, since xunit makes one test class instance per test).
+/// </summary>
+public sealed class SqliteTarget : IDatabaseTarget, IAsyncDisposable
 {
     private readonly List<string> _files = [];
 
-    public Task<Database> CreateDatabaseAsync()
+    /// <inheritdoc />
+    public Task<Database> CreateDatabaseAsync(Action<DatabaseOptions>? configure = null)
     {
         var file = Path.Combine(Path.GetTempPath(), $"twophase-test-{Guid.NewGuid():N}.db");
         _files.Add(file);
-        return Task.FromResult(Database.Create(new DatabaseOptions { Provider = "sqlite", ConnectionString = $"Data Source={file}" }, file));
+        var options = new DatabaseOptions { Provider = "sqlite", ConnectionString = $"Data Source={file}" };
+        configure?.Invoke(options);
+        return Task.FromResult(Database.Create(options, file));
     }
 
+    /// <summary>Closes pooled connections and deletes every file this target created.</summary>
     public ValueTask DisposeAsync()
     {
         SqliteConnection.ClearAllPools();
@@ -36,8 +50,9 @@ public sealed class SqliteTarget : IAsyncDisposable
 /// schema in it per database asked for, so every test starts from empty tables. A missing variable fails
 /// every PostgreSQL test with instructions: the suite never skips them and never falls back to SQLite.
 /// </summary>
-public sealed class PostgresServerFixture : IAsyncLifetime
+public sealed class PostgresServerFixture : IDatabaseTarget, IAsyncLifetime
 {
+    /// <summary>The environment variable naming the server: an Npgsql connection string of a user that may create databases.</summary>
     public const string Variable = "TWOPHASE_TEST_POSTGRES";
 
     private string? _server;
@@ -45,6 +60,7 @@ public sealed class PostgresServerFixture : IAsyncLifetime
     private int _schemas;
     private readonly List<string> _own = [];
 
+    /// <summary>Creates this fixture's database; fails with instructions when <see cref="Variable"/> is unset.</summary>
     public async Task InitializeAsync()
     {
         _server = Environment.GetEnvironmentVariable(Variable);
@@ -63,6 +79,7 @@ public sealed class PostgresServerFixture : IAsyncLifetime
         await command.ExecuteNonQueryAsync();
     }
 
+    /// <summary>A new, empty schema in this fixture's database, as a <see cref="Database"/> whose search path is that schema.</summary>
     public async Task<Database> CreateDatabaseAsync(Action<DatabaseOptions>? configure = null)
     {
         var schema = $"t{Interlocked.Increment(ref _schemas)}";
@@ -102,6 +119,7 @@ public sealed class PostgresServerFixture : IAsyncLifetime
         await command.ExecuteNonQueryAsync();
     }
 
+    /// <summary>Drops every database this fixture created.</summary>
     public async Task DisposeAsync()
     {
         if (_database is null)
