@@ -4,6 +4,7 @@ using Spectre.Console;
 using TwoPhase.Harness.Load;
 using TwoPhase.Cli.Rendering;
 using TwoPhase.Harness.Audit;
+using TwoPhase.Harness;
 using TwoPhase.Harness.Client;
 
 namespace TwoPhase.Cli.Commands;
@@ -64,7 +65,17 @@ internal static class SimulateCommand
                     console.MarkupLine($"[yellow]Note:[/] {Markup.Escape(note)}");
                 }
 
-                var completer = new DeliveryCompleter(http, endpoints.Delivery, CommandSupport.Secret(parse, secret));
+                // Each committed order's delivery is completed before its worker sends the next order, so its courier is free again.
+                await using var dispatcher = new CourierDispatcher(http, endpoints.Delivery, CommandSupport.Secret(parse, secret) ?? "");
+                int completed = 0, notCompleted = 0;
+                async Task CompleteAsync(ClientAnswer answer, CancellationToken token)
+                {
+                    if (answer.Outcome == AnswerOutcome.Committed && answer.TransactionId is { } tx)
+                    {
+                        _ = await dispatcher.CompleteNowAsync(tx, token) ? Interlocked.Increment(ref completed) : Interlocked.Increment(ref notCompleted);
+                    }
+                }
+
                 var load = await CommandSupport.RunLoadAsync(console, http, new LoadOptions
                 {
                     OrderUrl = endpoints.Order,
@@ -75,12 +86,12 @@ internal static class SimulateCommand
                     PlentifulSkus = plan.Plentiful,
                     ScarceSku = plan.Scarce ?? plan.Plentiful[0],
                     ScarceShare = plan.ScarceShare,
-                }, ct, completeDeliveries ? completer.CompleteAsync : null);
+                }, ct, completeDeliveries ? CompleteAsync : null);
                 var summary = LoadSummary.From(load);
                 ConsoleReport.PrintSummary(console, summary);
                 if (completeDeliveries)
                 {
-                    console.MarkupLine($"Deliveries completed: {completer.Completed:N0}" + (completer.Failed > 0 ? $" ([yellow]{completer.Failed:N0} could not be completed[/])" : ""));
+                    console.MarkupLine($"Deliveries completed: {completed:N0}" + (notCompleted > 0 ? $" ([yellow]{notCompleted:N0} could not be completed[/])" : ""));
                 }
 
                 if (parse.GetValue(output) is { } file)
