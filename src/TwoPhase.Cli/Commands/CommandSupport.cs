@@ -227,7 +227,8 @@ internal static class CommandSupport
         $"{DateTime.UtcNow:yyyyMMdd_HHmmss}_{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(2))}";
 
     /// <summary>Fires the burst with a progress bar showing live counts; returns every answer.</summary>
-    public static async Task<LoadResult> RunLoadAsync(IAnsiConsole console, HttpClient http, LoadOptions options, CancellationToken ct)
+    public static async Task<LoadResult> RunLoadAsync(
+        IAnsiConsole console, HttpClient http, LoadOptions options, CancellationToken ct, Func<ClientAnswer, CancellationToken, Task>? afterAnswer = null)
     {
         console.MarkupLine($"Placing [bold]{options.Orders:N0}[/] orders at concurrency [bold]{options.Concurrency}[/] against {Markup.Escape(options.OrderUrl.ToString())}");
         var generator = new LoadGenerator(http, options);
@@ -252,7 +253,7 @@ internal static class CommandSupport
                         task.Description = $"orders [green]{Volatile.Read(ref committed)}[/] committed, [yellow]{Volatile.Read(ref aborted)}[/] aborted, {Volatile.Read(ref other)} other";
                         task.Increment(1);
                     }
-                }, ct);
+                }, ct, afterAnswer);
             });
     }
 

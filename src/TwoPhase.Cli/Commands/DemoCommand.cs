@@ -32,10 +32,14 @@ internal static class DemoCommand
         var noBuild = new Option<bool>("--no-build") { Description = "Do not build the services first." };
         var runDir = new Option<string?>("--run-dir") { Description = "Folder for logs and SQLite files (default: a fresh folder under the temp folder)." };
         var repo = new Option<string?>("--repo") { Description = "Repository root (default: found by walking up to TwoPhase.slnx)." };
+        var keepRunning = new Option<bool>("--keep-running")
+        {
+            Description = "After the audit, keep the services running (the dashboard's URL is printed) until Ctrl+C, then stop everything.",
+        };
 
         var command = new Command("demo", "Start all three services on fresh stores, seed, fire a burst of orders, audit, stop.")
         {
-            orders, concurrency, randomSeed, quietTimeout, basePort, postgres, keep, noBuild, runDir, repo,
+            orders, concurrency, randomSeed, quietTimeout, basePort, postgres, keep, noBuild, runDir, repo, keepRunning,
         };
         command.SetAction((parse, ct) => RunAsync(
             new DemoSettings(
@@ -48,14 +52,15 @@ internal static class DemoCommand
                 parse.GetValue(keep),
                 parse.GetValue(noBuild),
                 parse.GetValue(runDir),
-                parse.GetValue(repo)),
+                parse.GetValue(repo),
+                parse.GetValue(keepRunning)),
             ct));
         return command;
     }
 
     private sealed record DemoSettings(
         int Orders, int Concurrency, int RandomSeed, TimeSpan QuietTimeout, int? BasePort,
-        string? Postgres, bool Keep, bool NoBuild, string? RunDir, string? Repo);
+        string? Postgres, bool Keep, bool NoBuild, string? RunDir, string? Repo, bool KeepRunning);
 
     private static async Task<int> RunAsync(DemoSettings settings, CancellationToken ct)
     {
@@ -130,13 +135,37 @@ internal static class DemoCommand
                     console.MarkupLine($"[red]{summary.Errors:N0} order(s) got an error instead of an outcome; see the logs in {Markup.Escape(runFolder)}.[/]");
                 }
 
-                return report.Passed && summary.Errors == 0 ? ExitCodes.Ok : ExitCodes.Failed;
+                var result = report.Passed && summary.Errors == 0 ? ExitCodes.Ok : ExitCodes.Failed;
+                if (settings.KeepRunning)
+                {
+                    await KeepRunningAsync(console, sut, ct);
+                }
+
+                return result;
             }
             finally
             {
                 await CommandSupport.StopAsync(console, system, settings.Keep);
             }
         }, ct);
+    }
+
+    /// <summary>
+    /// Waits for Ctrl+C with the system up, so a user sees the dashboard on a system that has just done work. Ctrl+C is
+    /// the normal end here, not an interruption: the run's own result stands, and the caller's finally stops everything.
+    /// </summary>
+    private static async Task KeepRunningAsync(IAnsiConsole console, ReferenceSystem system, CancellationToken ct)
+    {
+        console.MarkupLine($"[bold]The system keeps running.[/] Dashboard: [link]{Markup.Escape(system.UrlOf(ServiceKind.Order).ToString())}[/]");
+        console.MarkupLine($"Storage: {Markup.Escape(system.UrlOf(ServiceKind.Storage).ToString())}v1/products, delivery: {Markup.Escape(system.UrlOf(ServiceKind.Delivery).ToString())}v1/couriers. Press Ctrl+C to stop everything.");
+        try
+        {
+            await Task.Delay(Timeout.Infinite, ct);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            console.MarkupLine("Stopping...");
+        }
     }
 
     private static void PrintServices(IAnsiConsole console, ReferenceSystem system)

@@ -4,6 +4,7 @@ using Spectre.Console;
 using TwoPhase.Harness.Load;
 using TwoPhase.Cli.Rendering;
 using TwoPhase.Harness.Audit;
+using TwoPhase.Harness;
 using TwoPhase.Harness.Client;
 
 namespace TwoPhase.Cli.Commands;
@@ -24,10 +25,14 @@ internal static class SimulateCommand
         var output = new Option<FileInfo?>("--out") { Description = "Write every answer (committed, aborted, unknown...) as JSON, for `audit --answers`." };
         var seedData = new Option<bool>("--seed-data") { Description = "Create the demo products and couriers first (existing products are kept)." };
         var audit = new Option<bool>("--audit") { Description = "Audit afterwards, holding the system to the answers received." };
+        var noComplete = new Option<bool>("--no-complete-deliveries")
+        {
+            Description = "Leave every committed order's delivery active (its courier stays busy); by default each is completed right after it commits, as the bench does.",
+        };
 
         var command = new Command("simulate", "Fire a burst of orders at running services and summarize the answers.")
         {
-            orderUrl, storageUrl, deliveryUrl, orders, concurrency, randomSeed, quietTimeout, secret, output, seedData, audit,
+            orderUrl, storageUrl, deliveryUrl, orders, concurrency, randomSeed, quietTimeout, secret, output, seedData, audit, noComplete,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -39,21 +44,55 @@ internal static class SimulateCommand
             {
                 if (parse.GetValue(seedData))
                 {
-                    var plan = SeedPlan.ForOrders(count);
-                    await new Seeder(http, endpoints.Storage, endpoints.Delivery, CommandSupport.Secret(parse, secret)).SeedAsync(plan, ct);
-                    console.MarkupLine($"Seeded products and {plan.Couriers:N0} couriers.");
+                    var seed = SeedPlan.ForOrders(count);
+                    await new Seeder(http, endpoints.Storage, endpoints.Delivery, CommandSupport.Secret(parse, secret)).SeedAsync(seed, ct);
+                    console.MarkupLine($"Seeded products and {seed.Couriers:N0} couriers.");
+                }
+
+                var completeDeliveries = !parse.GetValue(noComplete);
+                var api = new Api(http, endpoints.Order, endpoints.Storage, endpoints.Delivery);
+                if (SimulatePlan.From(await api.ProductsAsync(), await api.CouriersAsync(), count, parse.GetValue(concurrency), completeDeliveries, out var problem)
+                    is not { } plan)
+                {
+                    console.MarkupLine($"[red]{Markup.Escape(problem!)}[/]");
+                    return ExitCodes.SetupFailed;
+                }
+
+                console.MarkupLine($"Ordering what storage sells: {Markup.Escape(string.Join(", ", plan.Plentiful))}" +
+                                   (plan.Scarce is { } scarceSku ? $", and {Markup.Escape(scarceSku)} in {plan.ScarceShare:P0} of the orders" : ""));
+                foreach (var note in plan.Notes)
+                {
+                    console.MarkupLine($"[yellow]Note:[/] {Markup.Escape(note)}");
+                }
+
+                // Each committed order's delivery is completed before its worker sends the next order, so its courier is free again.
+                await using var dispatcher = new CourierDispatcher(http, endpoints.Delivery, CommandSupport.Secret(parse, secret) ?? "");
+                int completed = 0, notCompleted = 0;
+                async Task CompleteAsync(ClientAnswer answer, CancellationToken token)
+                {
+                    if (answer.Outcome == AnswerOutcome.Committed && answer.TransactionId is { } tx)
+                    {
+                        _ = await dispatcher.CompleteNowAsync(tx, token) ? Interlocked.Increment(ref completed) : Interlocked.Increment(ref notCompleted);
+                    }
                 }
 
                 var load = await CommandSupport.RunLoadAsync(console, http, new LoadOptions
                 {
                     OrderUrl = endpoints.Order,
                     Orders = count,
-                    Concurrency = parse.GetValue(concurrency),
+                    Concurrency = plan.Concurrency,
                     RandomSeed = parse.GetValue(randomSeed),
                     RunTag = "sim-" + CommandSupport.NewRunId().Replace('_', '-'),
-                }, ct);
+                    PlentifulSkus = plan.Plentiful,
+                    ScarceSku = plan.Scarce ?? plan.Plentiful[0],
+                    ScarceShare = plan.ScarceShare,
+                }, ct, completeDeliveries ? CompleteAsync : null);
                 var summary = LoadSummary.From(load);
                 ConsoleReport.PrintSummary(console, summary);
+                if (completeDeliveries)
+                {
+                    console.MarkupLine($"Deliveries completed: {completed:N0}" + (notCompleted > 0 ? $" ([yellow]{notCompleted:N0} could not be completed[/])" : ""));
+                }
 
                 if (parse.GetValue(output) is { } file)
                 {

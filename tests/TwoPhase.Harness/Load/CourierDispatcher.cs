@@ -58,41 +58,12 @@ public sealed class CourierDispatcher(HttpClient http, Uri deliveryUrl, string s
 
     private async Task CompleteAsync(string transactionId, CancellationToken ct)
     {
-        var uri = new Uri(deliveryUrl, $"/v1/deliveries/{Uri.EscapeDataString(transactionId)}/complete");
         try
         {
-            for (var attempt = 1; attempt <= MaxAttempts; attempt++)
+            if (await CompleteNowAsync(transactionId, ct))
             {
-                await Task.Delay(RetryDelay, ct);
-                await _slots.WaitAsync(ct);
-                try
-                {
-                    using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                    timeout.CancelAfter(RequestTimeout);
-                    using var request = new HttpRequestMessage(HttpMethod.Post, uri);
-                    request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", secret);
-                    using var response = await http.SendAsync(request, timeout.Token);
-                    if (response.IsSuccessStatusCode)
-                    {
-                        Interlocked.Increment(ref _completed);
-                        return;
-                    }
-
-                    // 404: not committed at delivery yet (or an earlier try completed it and its answer was
-                    // lost; the bound ends that). 5xx: delivery is restarting. Anything else will not change.
-                    if (response.StatusCode != HttpStatusCode.NotFound && response.StatusCode < HttpStatusCode.InternalServerError)
-                    {
-                        break;
-                    }
-                }
-                catch (Exception e) when (e is HttpRequestException || (e is OperationCanceledException && !ct.IsCancellationRequested))
-                {
-                    // Delivery is down or restarting: try again.
-                }
-                finally
-                {
-                    _slots.Release();
-                }
+                Interlocked.Increment(ref _completed);
+                return;
             }
 
             Interlocked.Increment(ref _gaveUp);
@@ -101,6 +72,49 @@ public sealed class CourierDispatcher(HttpClient http, Uri deliveryUrl, string s
         {
             // Stopped for the audit; the delivery stays active, which is a valid state.
         }
+    }
+
+    /// <summary>
+    /// Completes the delivery now, in the caller's flow (simulate does, before its worker sends the next order), with the
+    /// same bounded retries; true once delivery answered 2xx. Not counted in <see cref="StopAsync"/>'s figures.
+    /// </summary>
+    public async Task<bool> CompleteNowAsync(string transactionId, CancellationToken ct)
+    {
+        var uri = new Uri(deliveryUrl, $"/v1/deliveries/{Uri.EscapeDataString(transactionId)}/complete");
+        for (var attempt = 1; attempt <= MaxAttempts; attempt++)
+        {
+            await Task.Delay(RetryDelay, ct);
+            await _slots.WaitAsync(ct);
+            try
+            {
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                timeout.CancelAfter(RequestTimeout);
+                using var request = new HttpRequestMessage(HttpMethod.Post, uri);
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", secret);
+                using var response = await http.SendAsync(request, timeout.Token);
+                if (response.IsSuccessStatusCode)
+                {
+                    return true;
+                }
+
+                // 404: not committed at delivery yet (or an earlier try completed it and its answer was
+                // lost; the bound ends that). 5xx: delivery is restarting. Anything else will not change.
+                if (response.StatusCode != HttpStatusCode.NotFound && response.StatusCode < HttpStatusCode.InternalServerError)
+                {
+                    return false;
+                }
+            }
+            catch (Exception e) when (e is HttpRequestException || (e is OperationCanceledException && !ct.IsCancellationRequested))
+            {
+                // Delivery is down or restarting: try again.
+            }
+            finally
+            {
+                _slots.Release();
+            }
+        }
+
+        return false;
     }
 
     public async ValueTask DisposeAsync()

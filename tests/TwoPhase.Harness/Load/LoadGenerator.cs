@@ -51,8 +51,12 @@ public sealed class LoadGenerator(HttpClient http, LoadOptions options)
         return orders;
     }
 
-    /// <summary>Sends every planned order; <paramref name="onAnswer"/> is called once per answer, from any thread.</summary>
-    public async Task<LoadResult> RunAsync(Action<ClientAnswer>? onAnswer, CancellationToken cancellationToken)
+    /// <summary>
+    /// Sends every planned order; <paramref name="onAnswer"/> is called once per answer, from any thread, and
+    /// <paramref name="afterAnswer"/> (if given) is awaited by the same worker before it sends its next order (simulate
+    /// completes the order's delivery there, so the courier is free again for that next order).
+    /// </summary>
+    public async Task<LoadResult> RunAsync(Action<ClientAnswer>? onAnswer, CancellationToken cancellationToken, Func<ClientAnswer, CancellationToken, Task>? afterAnswer = null)
     {
         var planned = PlanOrders();
         var answers = new ClientAnswer[planned.Count];
@@ -67,6 +71,10 @@ public sealed class LoadGenerator(HttpClient http, LoadOptions options)
                 answers[i] = answer;
                 histogram.RecordValue(Math.Clamp((long)(answer.LatencyMs * 1000), 1, MaxLatencyMicros));
                 onAnswer?.Invoke(answer);
+                if (afterAnswer is not null)
+                {
+                    await afterAnswer(answer, ct);
+                }
             });
         clock.Stop();
         return new LoadResult(answers, clock.Elapsed, histogram);
