@@ -48,7 +48,7 @@ internal static class PackageFeed
 
     /// <summary>Every package in the feed, read from its own .nuspec.</summary>
     public static IReadOnlyList<Package> Packages() =>
-        Directory.GetFiles(Folder, "*.nupkg").Order(StringComparer.Ordinal).Select(Package.Read).ToArray();
+        Directory.GetFiles(Folder, "*.nupkg").Order(StringComparer.Ordinal).Select(Package.Read).Where(p => !p.IsTool).ToArray();
 
     /// <summary>The packable projects of the repository, by their own declaration (as scripts/pack.sh finds them).</summary>
     public static IReadOnlyList<string> PackableProjects() =>
@@ -62,7 +62,9 @@ internal static class PackageFeed
         new[] { "src", "tests" }
             .SelectMany(top => Directory.EnumerateFiles(Path.Combine(RepositoryRoot, top), "*.csproj", SearchOption.AllDirectories))
             .Where(path => !path.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
-            .Where(path => File.ReadAllText(path).Contains("<IsPackable>true</IsPackable>", StringComparison.Ordinal));
+            .Where(path => File.ReadAllText(path).Contains("<IsPackable>true</IsPackable>", StringComparison.Ordinal))
+            // The CLI is a .NET tool: a program in a package, with no library API (its own test installs and runs it).
+            .Where(path => !File.ReadAllText(path).Contains("<PackAsTool>true</PackAsTool>", StringComparison.Ordinal));
 }
 
 /// <summary>One .nupkg: its path, its nuspec's metadata and the names of the files it holds.</summary>
@@ -71,6 +73,9 @@ internal sealed record Package(string Path, XElement Metadata, IReadOnlyList<str
     public string Id => Value("id");
 
     public string Version => Value("version");
+
+    /// <summary>A .NET tool package (packageType DotnetTool), not a library.</summary>
+    public bool IsTool => Element("packageTypes")?.Elements().Any(t => (string?)t.Attribute("name") == "DotnetTool") ?? false;
 
     public string Value(string element) => Metadata.Elements().FirstOrDefault(e => e.Name.LocalName == element)?.Value ?? "";
 
