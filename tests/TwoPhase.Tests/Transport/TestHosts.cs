@@ -33,7 +33,7 @@ internal static class TestHosts
         var settings = participants.SelectMany((p, i) => new[] { ($"Coordinator:Participants:{i}:Name", p.Name), ($"Coordinator:Participants:{i}:Url", p.Url.ToString()) });
         var builder = NewBuilder(db, [.. settings, ("Coordinator:RecoveryInterval", "00:10:00")]);
         builder.AddTwoPhaseCoordinator();
-        return await StartAsync(builder, _ => { });
+        return await StartAsync(builder, app => app.MapTwoPhaseCoordinator());
     }
 
     private static WebApplicationBuilder NewBuilder(Database db, params (string Key, string Value)[] settings)
