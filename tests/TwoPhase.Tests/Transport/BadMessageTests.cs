@@ -112,6 +112,57 @@ public abstract class BadMessageTests : IAsyncLifetime
         Assert.Equal(0, await ScalarAsync("SELECT COUNT(*) FROM tp_ledger"));
     }
 
+    /// <summary>
+    /// Without rules any JSON object is a valid PREPARE (IPrepareRules is optional), and the resource manager judges the
+    /// payload: one it cannot read (InvalidPayloadException) is a 422 alone, and that message's own NO in a batch, while
+    /// the PREPARE beside it in the same group commit reserves. Nothing is written for the bad one.
+    /// </summary>
+    [Fact]
+    public async Task NoRules_ResourceManagerRefusesPayload_422Alone_OwnNoInBatch_OthersReserve()
+    {
+        await using var bare = await TestHosts.StartStorageAsync(_db!, rules: false);
+        using var http = bare.Client();
+
+        using var single = await http.PostAsync("v1/transactions/tx-single/prepare", Json(new JsonObject { ["whatever"] = 1 })).WaitAsync(Bound);
+        var messages = new JsonArray(
+            new JsonObject { ["type"] = "prepare", ["transactionId"] = "tx-good", ["body"] = Lines(3) },
+            new JsonObject { ["type"] = "prepare", ["transactionId"] = "tx-bad", ["body"] = new JsonObject { ["lines"] = 1 } });
+        using var batch = await http.PostAsync("v1/transactions/batch", Json(new JsonObject { ["messages"] = messages })).WaitAsync(Bound);
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, single.StatusCode);
+        Assert.Equal("items: an array of {sku, quantity} is required", (string?)(await single.Content.ReadFromJsonAsync<JsonObject>())!["detail"]);
+        Assert.Equal(HttpStatusCode.OK, batch.StatusCode);
+        var results = (await batch.Content.ReadFromJsonAsync<JsonObject>())!["results"]!.AsArray();
+        Assert.Equal("yes", (string?)results[0]!["vote"]);
+        Assert.Equal("no", (string?)results[1]!["vote"]);
+        Assert.Equal(422, (int?)results[1]!["status"]);
+        Assert.Equal(3, await ScalarAsync("SELECT reserved FROM products WHERE sku = 'widget'"));
+        Assert.Equal(1, await ScalarAsync("SELECT COUNT(*) FROM tp_ledger"));
+    }
+
+    /// <summary>Storage gets only its own payload now, so it refuses unknown fields like every other body (docs/security.md).</summary>
+    [Fact]
+    public async Task StoragePrepare_UnknownField_RefusedNamingIt_OrderIdAccepted()
+    {
+        using var http = Participant.Client();
+        var merged = Lines(1);
+        merged["payment"] = new JsonObject { ["amount"] = 5 };
+        var inLine = Lines(1);
+        inLine["items"]![0]!["colour"] = "red";
+        var own = Lines(1);
+        own["orderId"] = "o-1";
+
+        using var refused = await http.PostAsync("v1/transactions/tx-1/prepare", Json(merged)).WaitAsync(Bound);
+        using var refusedInLine = await http.PostAsync("v1/transactions/tx-2/prepare", Json(inLine)).WaitAsync(Bound);
+        using var accepted = await http.PostAsync("v1/transactions/tx-3/prepare", Json(own)).WaitAsync(Bound);
+
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Equal("payment: unknown field", (string?)(await refused.Content.ReadFromJsonAsync<JsonObject>())!["detail"]);
+        Assert.Equal("items[0].colour: unknown field", (string?)(await refusedInLine.Content.ReadFromJsonAsync<JsonObject>())!["detail"]);
+        Assert.Equal("yes", (string?)(await accepted.Content.ReadFromJsonAsync<JsonObject>())!["vote"]);
+        Assert.Equal(1, await ScalarAsync("SELECT reserved FROM products WHERE sku = 'widget'"));
+    }
+
     private static StringContent Json(JsonNode node) => new(node.ToJsonString(), Encoding.UTF8, "application/json");
 
     private Task<long> ScalarAsync(string sql) =>

@@ -3,6 +3,8 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using DeliveryService.Couriers;
 using StorageService.Products;
 using TwoPhase.AspNetCore;
 using TwoPhase.Persistence;
@@ -18,20 +20,40 @@ internal static class TestHosts
 {
     public const string Secret = "transport-test-secret";
 
-    /// <summary>A participant over storage's stock (seeded with the default catalog: widget 1000, gadget 100).</summary>
-    public static async Task<RunningHost> StartStorageAsync(Database db)
+    /// <summary>
+    /// A participant over storage's stock (seeded with the default catalog: widget 1000, gadget 100); without
+    /// <paramref name="rules"/>, no <see cref="IPrepareRules"/>: any JSON object reaches the resource manager.
+    /// </summary>
+    public static async Task<RunningHost> StartStorageAsync(Database db, bool rules = true)
     {
         var builder = NewBuilder(db, ("Participant:CoordinatorUrl", "http://127.0.0.1:9"), ("Participant:InDoubtAfterMs", "3600000"));
         builder.AddTwoPhaseParticipant<StockReservations, OrderLinesRules>();
+        if (!rules)
+        {
+            builder.Services.RemoveAll<IPrepareRules>();
+        }
+
         builder.AddProducts();
         return await StartAsync(builder, app => app.MapTwoPhaseParticipant());
     }
 
-    /// <summary>A coordinator whose participants are <paramref name="participants"/> (name, base URL).</summary>
+    /// <summary>A participant over delivery's couriers (seeded with <paramref name="couriers"/> free ones).</summary>
+    public static async Task<RunningHost> StartDeliveryAsync(Database db, int couriers = 5)
+    {
+        var builder = NewBuilder(db, ("Participant:CoordinatorUrl", "http://127.0.0.1:9"), ("Participant:InDoubtAfterMs", "3600000"), ("Seed:Couriers", couriers.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        builder.AddTwoPhaseParticipant<CourierReservations, DeliveryPrepareRules>();
+        builder.AddCouriers();
+        return await StartAsync(builder, app => app.MapTwoPhaseParticipant());
+    }
+
+    /// <summary>
+    /// A coordinator whose participants are <paramref name="participants"/> (name, base URL), batching with one request in
+    /// flight per participant (so concurrent messages gather into batches), recovery left to the test.
+    /// </summary>
     public static async Task<RunningHost> StartCoordinatorAsync(Database db, params (string Name, Uri Url)[] participants)
     {
         var settings = participants.SelectMany((p, i) => new[] { ($"Coordinator:Participants:{i}:Name", p.Name), ($"Coordinator:Participants:{i}:Url", p.Url.ToString()) });
-        var builder = NewBuilder(db, [.. settings, ("Coordinator:RecoveryInterval", "00:10:00")]);
+        var builder = NewBuilder(db, [.. settings, ("Coordinator:RecoveryInterval", "00:10:00"), ("Coordinator:MaxBatchesInFlight", "1"), ("Coordinator:PrepareDeadline", "00:00:30")]);
         builder.AddTwoPhaseCoordinator();
         return await StartAsync(builder, app => app.MapTwoPhaseCoordinator());
     }
