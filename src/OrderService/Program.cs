@@ -18,6 +18,6 @@ app.MapTwoPhaseTelemetry();
 app.MapTwoPhaseApiDocs();
 app.MapDashboard();
 app.MapOrders();
-app.MapTransactions();
+app.MapTwoPhaseCoordinator();
 app.MapLegacyOrders();
 await app.RunAsync();

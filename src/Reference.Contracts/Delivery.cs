@@ -8,3 +8,6 @@ public sealed record NewCourier(string? Id, string? Name);
 
 /// <summary>A delivery of the delivery service, keyed by the transaction that booked it; active or completed.</summary>
 public sealed record Delivery(string TransactionId, string CourierId, string? OrderId, string Status);
+
+/// <summary>Delivery's PREPARE body: the order the courier is booked for.</summary>
+public sealed record CourierPrepare(string? OrderId);

@@ -15,5 +15,6 @@ app.MapTwoPhaseHealth();
 app.MapTwoPhaseTelemetry();
 app.MapTwoPhaseApiDocs();
 app.MapTwoPhaseParticipant();
+app.MapTwoPhaseLegacyParticipant();
 app.MapProducts();
 await app.RunAsync();

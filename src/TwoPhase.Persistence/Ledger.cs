@@ -16,6 +16,23 @@ public sealed record Reservation(bool Reserved, string? Holding, string? Reason)
 }
 
 /// <summary>
+/// Thrown by <see cref="IResourceManager.ReserveAsync"/> for a payload it cannot act on (a missing or malformed field), and
+/// only before it changed anything: that PREPARE alone is answered as invalid (a NO vote with this reason; 422 from its own
+/// endpoint), the others sharing its local transaction go on, and no ledger row is written (the coordinator's ABORT leaves
+/// the tombstone). Any other exception fails the whole local transaction, and with it every PREPARE of the group commit.
+/// </summary>
+/// <param name="path">The offending field of the payload, as a JSON path without <c>$.</c> (<c>items[0].quantity</c>).</param>
+/// <param name="reason">What is wrong with it.</param>
+public sealed class InvalidPayloadException(string path, string reason) : Exception($"{path}: {reason}")
+{
+    /// <summary>The offending field of the payload.</summary>
+    public string Field => path;
+
+    /// <summary>What is wrong with it.</summary>
+    public string Reason => reason;
+}
+
+/// <summary>
 /// The domain half of a participant: reserve, make final, release. Every method runs inside the local
 /// transaction that also writes the ledger row, so the business change and the vote commit together.
 /// </summary>
@@ -24,7 +41,8 @@ public interface IResourceManager
     /// <summary>
     /// Hold what <paramref name="payload"/> asks for with conditional updates (never read-then-write), or refuse.
     /// A refusal must leave nothing changed (undo what was taken before refusing): the local transaction is
-    /// shared with other PREPAREs (group commit) and is not rolled back for one refusal.
+    /// shared with other PREPAREs (group commit) and is not rolled back for one refusal. A payload it cannot read: throw
+    /// <see cref="InvalidPayloadException"/> before changing anything.
     /// </summary>
     Task<Reservation> ReserveAsync(LocalTransaction tx, string transactionId, string payload, CancellationToken cancellationToken);
 

@@ -18,7 +18,7 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
 
     // The kinds of set write this participant joins its group commit with (created on first use; two racing
     // first uses only make two kinds, which run as two groups).
-    private SetWrite<PrepareItem, (VoteKind, string?)>? _prepares;
+    private SetWrite<PrepareItem, Prepared>? _prepares;
     private SetWrite<string, DecisionResult>? _commits;
     private SetWrite<string, DecisionResult>? _aborts;
 
@@ -30,17 +30,27 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
         await db.ExecuteScriptAsync(resources.Schema(db.Dialect), cancellationToken);
     }
 
-    /// <summary>PREPARE: reserve and vote, durably, once; every repeat gets the same vote.</summary>
+    /// <summary>
+    /// PREPARE: reserve and vote, durably, once; every repeat gets the same vote. A payload the resource manager cannot
+    /// read (it threw <see cref="InvalidPayloadException"/>) throws that here, for this PREPARE alone: nothing was written
+    /// for it, and the others of its group commit went on without it.
+    /// </summary>
     public async Task<(VoteKind Vote, string? Reason)> PrepareAsync(string transactionId, string payload, CancellationToken cancellationToken)
     {
         using var activity = TwoPhaseDiagnostics.StartParticipant("prepare", transactionId);
         await hooks.AtAsync(ProtocolPoint.ParticipantBeforePrepareWritten, transactionId, cancellationToken);
         // Group commit: this PREPARE shares its local transaction and fsync with the others arriving now, and
         // their ledger rows are claimed in one INSERT.
-        var (vote, reason) = await db.WriteBatchedAsync(
-            _prepares ??= new SetWrite<PrepareItem, (VoteKind, string?)>((tx, item) => PrepareOneAsync(tx, item), PrepareAllAsync),
+        var (vote, reason, invalid) = await db.WriteBatchedAsync(
+            _prepares ??= new SetWrite<PrepareItem, Prepared>((tx, item) => PrepareOneAsync(tx, item), PrepareAllAsync),
             new PrepareItem(transactionId, payload, time.GetUtcNow()),
             cancellationToken);
+        if (invalid is not null)
+        {
+            metrics?.RecordVote(VoteKind.No);
+            // A new exception per caller: a repeat of the id in the same group shares the first one's.
+            throw new InvalidPayloadException(invalid.Field, invalid.Reason);
+        }
 
         await hooks.AtAsync(ProtocolPoint.ParticipantAfterPrepareWritten, transactionId, cancellationToken);
         await hooks.AtAsync(ProtocolPoint.ParticipantBeforePrepareAnswered, transactionId, cancellationToken);
@@ -51,11 +61,32 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
 
     private sealed record PrepareItem(string TransactionId, string Payload, DateTimeOffset Now);
 
+    /// <summary>One PREPARE's answer: the vote, or the resource manager's verdict that its payload is invalid (nothing written).</summary>
+    private readonly record struct Prepared(VoteKind Vote, string? Reason, InvalidPayloadException? Invalid = null)
+    {
+        public static implicit operator Prepared((VoteKind Vote, string? Reason) answer) => new(answer.Vote, answer.Reason);
+
+        public static Prepared Refused(InvalidPayloadException invalid) => new(VoteKind.No, invalid.Message, invalid);
+    }
+
+    /// <summary>The resource manager's reservation, or its refusal of the payload (<see cref="InvalidPayloadException"/>), which holds nothing.</summary>
+    private async Task<(Reservation? Reservation, InvalidPayloadException? Invalid)> TryReserveAsync(LocalTransaction tx, PrepareItem item)
+    {
+        try
+        {
+            return (await resources.ReserveAsync(tx, item.TransactionId, item.Payload, CancellationToken.None), null);
+        }
+        catch (InvalidPayloadException e)
+        {
+            return (null, e);
+        }
+    }
+
     /// <summary>
     /// One PREPARE (SQLite, where the items of a batch run one after the other), by <see cref="ParticipantRules.OnPrepare"/>:
     /// a row answers; no row reserves and claims the id with the row that records the vote.
     /// </summary>
-    private async Task<(VoteKind, string?)> PrepareOneAsync(LocalTransaction tx, PrepareItem item)
+    private async Task<Prepared> PrepareOneAsync(LocalTransaction tx, PrepareItem item)
     {
         // Read first, as the set-oriented path does: a repeat or a tombstone is answered without reserving, so the
         // two paths act alike. The claim's ON CONFLICT DO NOTHING, not the read, is what keeps the rules under
@@ -69,7 +100,12 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
             return ParticipantRules.Answer(existing!);
         }
 
-        var reservation = await resources.ReserveAsync(tx, item.TransactionId, item.Payload, CancellationToken.None);
+        var (reservation, invalid) = await TryReserveAsync(tx, item);
+        if (reservation is null)
+        {
+            return Prepared.Refused(invalid!);
+        }
+
         var claim = ParticipantRules.Claim(item.TransactionId, reservation.Reserved, reservation.Holding, reservation.Reason, item.Now);
         if (await InsertIfAbsentAsync(tx, claim))
         {
@@ -87,7 +123,7 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
     /// batch needs (reserving first and giving back at the end refused that order, durably). Only the new ids reserve (a
     /// repeat within the batch reserves once and gets the first one's answer); then one INSERT claims their rows.
     /// </summary>
-    private async Task<IReadOnlyList<(VoteKind, string?)>> PrepareAllAsync(LocalTransaction tx, IReadOnlyList<PrepareItem> items)
+    private async Task<IReadOnlyList<Prepared>> PrepareAllAsync(LocalTransaction tx, IReadOnlyList<PrepareItem> items)
     {
         var known = (await LedgerSql.QueryAsync(tx.Connection, new CommandDefinition(
             $"SELECT {LedgerSql.Columns} FROM tp_ledger WHERE tx_id = ANY(@Ids)",
@@ -96,12 +132,20 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
 
         var claims = new List<(int Index, Reservation Reservation, LedgerEntry Row)>(items.Count);
         var claiming = new HashSet<string>(StringComparer.Ordinal);
+        // Ids whose payload the resource manager refused: they claim nothing, and a repeat in the batch shares the verdict.
+        var invalid = new Dictionary<string, InvalidPayloadException>(StringComparer.Ordinal);
         for (var i = 0; i < items.Count; i++)
         {
             var item = items[i];
             if (ParticipantRules.OnPrepare(known.GetValueOrDefault(item.TransactionId)?.State) == ParticipantAction.Reserve && claiming.Add(item.TransactionId))
             {
-                var reservation = await resources.ReserveAsync(tx, item.TransactionId, item.Payload, CancellationToken.None);
+                var (reservation, refused) = await TryReserveAsync(tx, item);
+                if (reservation is null)
+                {
+                    invalid[item.TransactionId] = refused!;
+                    continue;
+                }
+
                 claims.Add((i, reservation, ParticipantRules.Claim(item.TransactionId, reservation.Reserved, reservation.Holding, reservation.Reason, item.Now)));
             }
         }
@@ -124,7 +168,7 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
             },
             tx.Transaction))).ToHashSet(StringComparer.Ordinal);
 
-        var results = new (VoteKind, string?)?[items.Count];
+        var results = new Prepared?[items.Count];
         foreach (var (index, reservation, row) in claims)
         {
             if (claimed.Contains(row.TransactionId))
@@ -142,7 +186,10 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
 
         for (var i = 0; i < items.Count; i++)
         {
-            results[i] ??= ParticipantRules.Answer(known.GetValueOrDefault(items[i].TransactionId) ?? (await LedgerSql.FindAsync(tx, items[i].TransactionId, CancellationToken.None))!);
+            var id = items[i].TransactionId;
+            results[i] ??= invalid.TryGetValue(id, out var refused)
+                ? Prepared.Refused(refused)
+                : ParticipantRules.Answer(known.GetValueOrDefault(id) ?? (await LedgerSql.FindAsync(tx, id, CancellationToken.None))!);
         }
 
         return results.Select(r => r!.Value).ToList();

@@ -7,4 +7,5 @@ namespace TwoPhase.Persistence;
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, UseStringEnumConverter = true)]
 [JsonSerializable(typeof(string[]), TypeInfoPropertyName = "StringArray")]
 [JsonSerializable(typeof(Vote[]), TypeInfoPropertyName = "VoteArray")]
+[JsonSerializable(typeof(Dictionary<string, string>), TypeInfoPropertyName = "Payloads")]
 internal sealed partial class PersistenceJson : JsonSerializerContext;

@@ -20,7 +20,9 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
             acknowledged     TEXT NOT NULL DEFAULT '[]',
             votes            TEXT NOT NULL DEFAULT '[]',
             reason           TEXT NULL,
-            payload          TEXT NOT NULL,
+            payload          TEXT NOT NULL DEFAULT '',
+            payloads         TEXT NULL,
+            metadata         TEXT NULL,
             idempotency_key  TEXT NULL UNIQUE,
             request_hash     TEXT NULL,
             created_ms       BIGINT NOT NULL,
@@ -40,16 +42,20 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
     /// Columns added after the first release, for databases created before them (CREATE TABLE IF NOT EXISTS leaves an
     /// existing table as it is). <c>abandon_ms</c>: the abandon moment on the database's clock (null on old rows: their
     /// deadline stands in). <c>conflicts</c>: participants that refused the decision. <c>settled_ms</c>: when everyone had
-    /// acknowledged or refused, so recovery stopped re-driving.
+    /// acknowledged or refused, so recovery stopped re-driving. <c>payloads</c>: each participant's own PREPARE body, a JSON
+    /// object of name to body; null on rows written before it, whose one <c>payload</c> went to every participant and is
+    /// read so (see <see cref="Row.ToRecord()"/>). <c>metadata</c>: the caller's own JSON, sent to nobody.
     /// </summary>
     private static readonly (string Name, string Definition)[] AddedColumns =
     [
         ("abandon_ms", "BIGINT NULL"),
         ("conflicts", "TEXT NOT NULL DEFAULT '[]'"),
         ("settled_ms", "BIGINT NULL"),
+        ("payloads", "TEXT NULL"),
+        ("metadata", "TEXT NULL"),
     ];
 
-    private const string Columns = "tx_id, state, participants, acknowledged, votes, reason, payload, idempotency_key, request_hash, created_ms, deadline_ms, decided_ms, completed_ms, attempts, next_attempt_ms, conflicts, settled_ms";
+    private const string Columns = "tx_id, state, participants, acknowledged, votes, reason, payload, payloads, metadata, idempotency_key, request_hash, created_ms, deadline_ms, decided_ms, completed_ms, attempts, next_attempt_ms, conflicts, settled_ms";
 
     // A transaction is abandoned from this moment on, judged by the database's clock (see IDecisionLog.BeginAsync).
     private static string AbandonMs(string table = "") => $"COALESCE({table}abandon_ms, {table}deadline_ms)";
@@ -84,13 +90,14 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
         // Preparing need not be forced (DESIGN §2): if it is lost, so is the transaction, and presumed
         // abort answers "aborted" to any participant that prepared for it.
         // The begins of the moment share one local transaction and one INSERT (relaxed group commit).
-        var item = new BeginItem(request.Id, participants, request.Payload, request.IdempotencyKey, request.RequestHash, now, UnixMs.From(deadline), UnixMs.From(abandonAt));
+        var payloads = JsonSerializer.Serialize(request.Payloads.ToDictionary(StringComparer.Ordinal), PersistenceJson.Default.Payloads);
+        var item = new BeginItem(request.Id, participants, payloads, request.Metadata, request.IdempotencyKey, request.RequestHash, now, UnixMs.From(deadline), UnixMs.From(abandonAt));
         var inserted = await db.WriteBatchedAsync(_begins ??= new SetWrite<BeginItem, bool>(BeginOneAsync, BeginAllAsync), item, cancellationToken, forced: false);
         if (inserted)
         {
             var record = new TransactionRecord(
-                request.Id, TransactionState.Preparing, request.Participants.Select(p => p.Name).ToArray(), [], [], null, request.Payload,
-                request.IdempotencyKey, request.RequestHash, UnixMs.To(now), deadline, null, null, 0, null);
+                request.Id, TransactionState.Preparing, request.Participants.Select(p => p.Name).ToArray(), [], [], null, request.Payloads,
+                request.IdempotencyKey, request.RequestHash, UnixMs.To(now), deadline, null, null, 0, null) { Metadata = request.Metadata };
             return (record, true);
         }
 
@@ -100,9 +107,11 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
         return (existing, false);
     }
 
-    private sealed record BeginItem(string Id, string Participants, string Payload, string? Key, string? Hash, long Now, long Deadline, long AbandonAt);
+    private sealed record BeginItem(string Id, string Participants, string Payloads, string? Metadata, string? Key, string? Hash, long Now, long Deadline, long AbandonAt);
 
-    private const string BeginColumns = "tx_id, state, participants, payload, idempotency_key, request_hash, created_ms, deadline_ms, abandon_ms";
+    // The old one-for-all payload column gets '' on new rows: NOT NULL, without a default on databases created before
+    // payloads were per participant; payloads (not null) is what tells a new row from an old one.
+    private const string BeginColumns = "tx_id, state, participants, payload, payloads, metadata, idempotency_key, request_hash, created_ms, deadline_ms, abandon_ms";
 
     /// <summary>
     /// How far from now, on the process's clock, the abandon moment is, taken when the write runs: the database records
@@ -119,8 +128,8 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
     {
         var (clock, abandonIn) = AbandonFromNow(item.AbandonAt);
         return await tx.Connection.ExecuteAsync(new CommandDefinition(
-            $"INSERT INTO tp_transactions ({BeginColumns}) VALUES (@Id, 'preparing', @Participants, @Payload, @Key, @Hash, @Now, @Deadline, {Clock} + @AbandonIn) ON CONFLICT DO NOTHING",
-            new { item.Id, item.Participants, item.Payload, item.Key, item.Hash, item.Now, item.Deadline, Clock = clock, AbandonIn = abandonIn },
+            $"INSERT INTO tp_transactions ({BeginColumns}) VALUES (@Id, 'preparing', @Participants, '', @Payloads, @Metadata, @Key, @Hash, @Now, @Deadline, {Clock} + @AbandonIn) ON CONFLICT DO NOTHING",
+            new { item.Id, item.Participants, item.Payloads, item.Metadata, item.Key, item.Hash, item.Now, item.Deadline, Clock = clock, AbandonIn = abandonIn },
             tx.Transaction)) == 1;
     }
 
@@ -130,15 +139,16 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
         var inserted = (await tx.Connection.QueryAsync<string>(new CommandDefinition(
             $"""
             INSERT INTO tp_transactions ({BeginColumns})
-            SELECT u.id, 'preparing', u.participants, u.payload, u.key, u.hash, u.now, u.deadline, {Clock} + u.abandon_in
-            FROM unnest(@Ids, @Participants, @Payloads, @Keys, @Hashes, @Nows, @Deadlines, @AbandonIns) AS u(id, participants, payload, key, hash, now, deadline, abandon_in)
+            SELECT u.id, 'preparing', u.participants, '', u.payloads, u.metadata, u.key, u.hash, u.now, u.deadline, {Clock} + u.abandon_in
+            FROM unnest(@Ids, @Participants, @Payloads, @Metadatas, @Keys, @Hashes, @Nows, @Deadlines, @AbandonIns) AS u(id, participants, payloads, metadata, key, hash, now, deadline, abandon_in)
             ON CONFLICT DO NOTHING RETURNING tx_id
             """,
             new
             {
                 Ids = items.Select(i => i.Id).ToArray(),
                 Participants = items.Select(i => i.Participants).ToArray(),
-                Payloads = items.Select(i => i.Payload).ToArray(),
+                Payloads = items.Select(i => i.Payloads).ToArray(),
+                Metadatas = items.Select(i => i.Metadata).ToArray(),
                 Keys = items.Select(i => i.Key).ToArray(),
                 Hashes = items.Select(i => i.Hash).ToArray(),
                 Nows = items.Select(i => i.Now).ToArray(),
@@ -371,6 +381,8 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
         public string votes { get; set; } = "[]";
         public string? reason { get; set; }
         public string payload { get; set; } = "";
+        public string? payloads { get; set; }
+        public string? metadata { get; set; }
         public string? idempotency_key { get; set; }
         public string? request_hash { get; set; }
         public long created_ms { get; set; }
@@ -384,14 +396,28 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
 
         public long? settled_ms { get; set; }
 
-        public TransactionRecord ToRecord() => new(
+        /// <summary>
+        /// The record; a row written before payloads were per participant (<c>payloads</c> null) had one payload that
+        /// every participant received, and reads so: the same for each, and as the caller's metadata (it was the whole
+        /// request), so that recovery re-drives such a row exactly as it was begun.
+        /// </summary>
+        public TransactionRecord ToRecord()
+        {
+            var names = JsonSerializer.Deserialize(participants, PersistenceJson.Default.StringArray) ?? [];
+            IReadOnlyDictionary<string, string> each = payloads is null
+                ? names.Distinct(StringComparer.Ordinal).ToDictionary(n => n, _ => payload, StringComparer.Ordinal)
+                : JsonSerializer.Deserialize(payloads, PersistenceJson.Default.Payloads) ?? [];
+            return ToRecord(names, each, payloads is null ? payload : metadata);
+        }
+
+        private TransactionRecord ToRecord(string[] names, IReadOnlyDictionary<string, string> each, string? caller) => new(
             tx_id,
             StateNames.ParseTransactionState(state),
-            JsonSerializer.Deserialize(participants, PersistenceJson.Default.StringArray) ?? [],
+            names,
             JsonSerializer.Deserialize(acknowledged, PersistenceJson.Default.StringArray) ?? [],
             JsonSerializer.Deserialize(votes, PersistenceJson.Default.VoteArray) ?? [],
             reason,
-            payload,
+            each,
             idempotency_key,
             request_hash,
             UnixMs.To(created_ms),
@@ -403,6 +429,7 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
         {
             Conflicts = JsonSerializer.Deserialize(conflicts, PersistenceJson.Default.StringArray) ?? [],
             SettledAt = UnixMs.To(settled_ms),
+            Metadata = caller,
         };
     }
 }

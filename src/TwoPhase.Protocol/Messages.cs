@@ -21,15 +21,25 @@ public sealed record Ack(string Participant, AckKind Kind, string? Detail = null
 /// <summary>A new transaction as the coordinator's caller describes it.</summary>
 /// <param name="Id">Transaction id, unique; also the order id.</param>
 /// <param name="Participants">Everyone who must vote.</param>
-/// <param name="Payload">The JSON body each participant receives with PREPARE.</param>
+/// <param name="Payloads">
+/// Participant name to that participant's JSON body: what it receives with PREPARE (and, in the old protocol's dialect,
+/// what its COMMIT and ROLLBACK are built from). Exactly one per participant: each gets only its own.
+/// </param>
 /// <param name="IdempotencyKey">Client retry key; a second begin with the same key finds the first transaction.</param>
 /// <param name="RequestHash">Hash of the client's request, to tell a retry from a different request with a reused key.</param>
+/// <param name="Metadata">The caller's own JSON, kept with the transaction in the decision log and sent to no participant (the order service keeps its order there).</param>
 public sealed record TransactionRequest(
     string Id,
     IReadOnlyList<ParticipantRef> Participants,
-    string Payload,
+    IReadOnlyDictionary<string, string> Payloads,
     string? IdempotencyKey = null,
-    string? RequestHash = null);
+    string? RequestHash = null,
+    string? Metadata = null)
+{
+    /// <summary>The same <paramref name="payload"/> for every participant, as before payloads were per participant.</summary>
+    public static IReadOnlyDictionary<string, string> SamePayload(IEnumerable<ParticipantRef> participants, string payload) =>
+        participants.ToDictionary(p => p.Name, _ => payload, StringComparer.Ordinal);
+}
 
 /// <summary>What the coordinator's decision log holds for one transaction.</summary>
 public sealed record TransactionRecord(
@@ -39,7 +49,7 @@ public sealed record TransactionRecord(
     IReadOnlyList<string> Acknowledged,
     IReadOnlyList<Vote> Votes,
     string? Reason,
-    string Payload,
+    IReadOnlyDictionary<string, string> Payloads,
     string? IdempotencyKey,
     string? RequestHash,
     DateTimeOffset CreatedAt,
@@ -59,6 +69,12 @@ public sealed record TransactionRecord(
 
     /// <summary>Some participant refused the decision.</summary>
     public bool IsConflicted => Conflicts.Count > 0;
+
+    /// <summary>The caller's own JSON given with the request (<see cref="TransactionRequest.Metadata"/>), if any.</summary>
+    public string? Metadata { get; init; }
+
+    /// <summary>What <paramref name="participant"/> was sent with PREPARE; <c>{}</c> for a name the record has no payload for.</summary>
+    public string PayloadOf(string participant) => Payloads.TryGetValue(participant, out var payload) ? payload : "{}";
 }
 
 /// <summary>The coordinator's answer to its caller once the decision is durable.</summary>
@@ -72,4 +88,11 @@ public sealed record TransactionOutcome(
     TransactionState State,
     string? Reason,
     IReadOnlyList<Vote> Votes,
-    IReadOnlyList<string> Acknowledged);
+    IReadOnlyList<string> Acknowledged)
+{
+    /// <summary>
+    /// True when the request's idempotency key found an earlier transaction: this call ran nothing, and the outcome is
+    /// that transaction's (its <see cref="Id"/>, which may differ from the request's).
+    /// </summary>
+    public bool Replayed { get; init; }
+}

@@ -253,12 +253,15 @@ public static class Cases
         Add("prepare: replayed", Gen.Select(svcParticipant, Gen.Bool, (svc, legacy) => legacy
             ? Case("prepare: replayed", svc, "POST", "/prepare", Legacy(w.CommittedTx), Credentials.Right, 200)
             : Case("prepare: replayed", svc, "POST", $"/v1/transactions/{w.CommittedTx}/prepare", Prepare(w.CommittedTx), Credentials.Right, 200)));
-        // Batches: refused whole (400) for any bad envelope or message, so the good messages beside it are not applied either.
+        // Batches: refused whole (400) for a bad envelope or a bad message (its type, id, trace context, members), so the
+        // good messages beside it are not applied either. A PREPARE whose body is bad is that message's own NO instead.
+        Add("batch: bad prepare body", Gen.Select(svcParticipant, Gen.OneOf(
+            NotAnObject.Select(b => $$"""{"type":"prepare","transactionId":"fz-batch","body":{{b}}}"""),
+            Gen.OneOf("""{"type":"prepare","transactionId":"fz-batch"}""", """{"type":"prepare","transactionId":"fz-batch","body":{"orderId":{}}}""")), (svc, bad) =>
+            Case("batch: bad prepare body", svc, "POST", "/v1/transactions/batch", Batch(bad), Credentials.Right, 200)));
         var badMessage = Gen.OneOf(
             BadId.Select(b => $$"""{"type":"abort","transactionId":{{JsonSerializer.Serialize(b)}}}"""),
-            NotAnObject.Select(b => $$"""{"type":"prepare","transactionId":"fz-batch","body":{{b}}}"""),
             Gen.OneOf(
-                """{"type":"prepare","transactionId":"fz-batch"}""", """{"type":"prepare","transactionId":"fz-batch","body":{"orderId":{}}}""",
                 """{"type":"commit","transactionId":"fz-batch","body":{"x":1}}""", """{"type":"vote","transactionId":"fz-batch"}""", """{"transactionId":"fz-batch"}""",
                 """{"type":"abort","transactionId":"fz-batch","traceparent":"00-zz"}""", """{"type":"abort","transactionId":"fz-batch","extra":1}""", "null", "7", "[]"));
         Add("batch: bad", Gen.Select(svcParticipant, Fresh, badMessage, Gen.Int[0, 5], Malformed, (svc, id, bad, which, junk) =>

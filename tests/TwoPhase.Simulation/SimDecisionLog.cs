@@ -29,7 +29,7 @@ public sealed class SimDecisionLog(World world, Incarnation life, TimeProvider c
         }
 
         var record = new TransactionRecord(
-            request.Id, TransactionState.Preparing, [.. request.Participants.Select(p => p.Name)], [], [], null, request.Payload,
+            request.Id, TransactionState.Preparing, [.. request.Participants.Select(p => p.Name)], [], [], null, request.Payloads,
             request.IdempotencyKey, request.RequestHash, Now, deadline, null, null, 0, null);
         // The same distance from the database's now as the caller gave from its own.
         var row = new LogRow(record, Now + (abandonAt - callerClock.GetUtcNow()));

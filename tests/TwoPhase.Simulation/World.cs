@@ -367,7 +367,7 @@ public sealed class World
         var attempts = key is null ? 1 : 6;
         for (var attempt = 0; attempt < attempts; attempt++)
         {
-            var request = new TransactionRequest(attempt == 0 ? id : $"{id}-r{attempt}", members, "{}", key, key is null ? null : "hash");
+            var request = new TransactionRequest(attempt == 0 ? id : $"{id}-r{attempt}", members, TransactionRequest.SamePayload(members, "{}"), key, key is null ? null : "hash");
             var twice = key is not null && Random.Next(5) == 0;
             var sends = Enumerable.Range(0, twice ? 2 : 1).Select(_ => AskAsync(request)).ToList();
             var answers = await Task.WhenAll(sends);

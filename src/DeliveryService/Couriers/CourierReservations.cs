@@ -193,9 +193,6 @@ public sealed class DeliveryPrepareRules : IPrepareRules
             ? ("orderId", "must be an id or a whole number")
             : null;
 
-    public string FromLegacy(string transactionId, JsonElement orderId) =>
-        JsonSerializer.Serialize(new { orderId = orderId.ValueKind == JsonValueKind.Undefined ? (JsonElement?)null : orderId }, JsonSerializerOptions.Web);
-
     public static string? OrderId(string payload)
     {
         using var doc = JsonDocument.Parse(payload);
@@ -208,4 +205,11 @@ public sealed class DeliveryPrepareRules : IPrepareRules
             }
             : null;
     }
+}
+
+/// <summary>The old protocol's PREPARE for delivery: a courier for the old order id.</summary>
+public sealed class LegacyDeliveryRules : ILegacyPrepareRules
+{
+    public string FromLegacy(string transactionId, JsonElement orderId) =>
+        JsonSerializer.Serialize(new { orderId = orderId.ValueKind == JsonValueKind.Undefined ? (JsonElement?)null : orderId }, JsonSerializerOptions.Web);
 }

@@ -1,6 +1,7 @@
 using System.ComponentModel.DataAnnotations;
 using Dapper;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using TwoPhase.AspNetCore;
 using TwoPhase.Persistence;
@@ -28,6 +29,8 @@ public static class CouriersApi
     {
         builder.Services.AddTwoPhaseOptions<CourierSeedOptions>(CourierSeedOptions.SectionName);
         builder.Services.AddSingleton<IStartupTask, SeedCouriers>();
+        // The old protocol's /prepare (MapTwoPhaseLegacyParticipant): a courier for the old order id.
+        builder.Services.TryAddSingleton<ILegacyPrepareRules, LegacyDeliveryRules>();
         return builder;
     }
 

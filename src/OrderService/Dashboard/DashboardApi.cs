@@ -3,7 +3,6 @@ using System.Net.Http.Headers;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
-using OrderService.Orders;
 using TwoPhase.AspNetCore;
 using TwoPhase.Persistence;
 using TwoPhase.Protocol;

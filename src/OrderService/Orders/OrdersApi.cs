@@ -10,11 +10,9 @@ namespace OrderService.Orders;
 
 /// <summary>Places orders: validates them, runs one transaction per order, answers with the outcome.</summary>
 public sealed class OrderPlacement(
-    TwoPhaseCoordinator coordinator,
-    IDecisionLog log,
+    TwoPhaseTransactions transactions,
     IReadOnlyDictionary<string, ParticipantRef> participants,
-    TimeProvider time,
-    IHostApplicationLifetime lifetime)
+    TimeProvider time)
 {
     /// <summary>The result of placing: the order, whether this call started it, or why it was refused before it started.</summary>
     public sealed record Placed(OrderView? Order, bool Created, ProblemHttpResult? Problem);
@@ -22,22 +20,37 @@ public sealed class OrderPlacement(
     public async Task<Placed> PlaceAsync(OrderPayload payload, string? idempotencyKey, CancellationToken cancellationToken)
     {
         // Admission (503 when the coordinator is full) happened before the endpoint ran: RequireTransactionAdmission.
-        var hash = Hash(payload);
         var createdAt = time.GetUtcNow();
-        var json = JsonSerializer.Serialize(payload, JsonSerializerOptions.Web);
-        // The host's stopping token, not the client's: a client that hangs up must not cut a transaction in half.
-        var (outcome, created) = await coordinator.ExecuteAsync(
-            new TransactionRequest(payload.OrderId, participants.Values.ToList(), json, idempotencyKey, hash),
-            lifetime.ApplicationStopping);
-        if (created)
+        // Every configured participant takes part, each with its own body; the whole order is kept as the metadata.
+        var transaction = new TwoPhaseTransaction(payload.OrderId)
+        {
+            IdempotencyKey = idempotencyKey,
+            RequestHash = Hash(payload),
+            Metadata = JsonSerializer.Serialize(payload, JsonSerializerOptions.Web),
+        };
+        foreach (var participant in participants.Values)
+        {
+            transaction.WithJson(participant.Name, OrderPrepareBodies.For(participant, payload));
+        }
+
+        TransactionOutcome outcome;
+        try
+        {
+            // The client's token only stops waiting: a client that hangs up never cuts the transaction in half.
+            outcome = await transactions.RunAsync(transaction, cancellationToken);
+        }
+        catch (IdempotencyKeyReusedException)
+        {
+            return new Placed(null, false, KeyReused());
+        }
+
+        if (!outcome.Replayed)
         {
             return new Placed(OrderView.Create(payload, participants.Count, createdAt, outcome), true, null);
         }
 
-        var existing = await log.FindAsync(outcome.Id, cancellationToken);
-        return existing!.RequestHash != hash
-            ? new Placed(null, false, KeyReused())
-            : new Placed(OrderView.From(existing, outcome), false, null);
+        var existing = await transactions.FindAsync(outcome.Id, cancellationToken);
+        return new Placed(OrderView.From(existing!, outcome), false, null);
     }
 
     private static ProblemHttpResult KeyReused() =>

@@ -1,5 +1,6 @@
 using Dapper;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using TwoPhase.AspNetCore;
 using TwoPhase.Persistence;
@@ -19,6 +20,8 @@ public static class ProductsApi
         builder.Services.AddTwoPhaseOptions<StorageOptions>(StorageOptions.SectionName);
         builder.Services.AddTwoPhaseOptions<ProductSeedOptions>(ProductSeedOptions.SectionName);
         builder.Services.AddSingleton<IStartupTask, SeedCatalog>();
+        // The old protocol's /prepare (MapTwoPhaseLegacyParticipant): one unit of the default product.
+        builder.Services.TryAddSingleton<ILegacyPrepareRules, LegacyOrderLines>();
         return builder;
     }
 

@@ -56,6 +56,7 @@ public static class CoordinatorExtensions
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<IProtocolHooks>(),
             sp.GetService<TwoPhaseMetrics>()));
+        services.TryAddSingleton<TwoPhaseTransactions>();
         // Load shedding for the endpoints that start transactions (Hosting/Admission.cs).
         services.TryAddSingleton<TransactionAdmission>();
         services.AddSingleton<IStartupTask, DecisionLogSchema>();

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using TwoPhase.Persistence;
@@ -11,16 +12,31 @@ using TwoPhase.Protocol;
 namespace TwoPhase.AspNetCore;
 
 /// <summary>The old protocol's <c>/prepare</c>, <c>/commit</c> and <c>/rollback</c> (DESIGN §3, seed compatibility), on the same ledger.</summary>
-internal static class LegacyParticipantEndpoints
+public static class LegacyParticipantEndpoints
 {
-    public static void Map(RouteGroupBuilder legacy)
+    /// <summary>
+    /// The old system's participant endpoints at the root, opt-in (the reference storage and delivery services call it).
+    /// Needs an <see cref="ILegacyPrepareRules"/> to turn an old PREPARE into this participant's payload. Unless the operator
+    /// allows it, the shared secret is required as elsewhere (docs/security.md); <c>LegacyProtocol=false</c> maps nothing.
+    /// </summary>
+    public static RouteGroupBuilder MapTwoPhaseLegacyParticipant(this IEndpointRouteBuilder endpoints)
     {
+        var legacy = endpoints.MapTwoPhaseGroup("/", TwoPhaseGroup.Legacy).RequireTwoPhaseSecretForLegacy().WithTags("Old protocol");
+        if (endpoints.ServiceProvider.GetService<IOptions<ParticipantOptions>>()?.Value.LegacyProtocol == false)
+        {
+            return legacy;
+        }
+
+        // Fail at start, not at the first old PREPARE.
+        _ = endpoints.ServiceProvider.GetService<ILegacyPrepareRules>()
+            ?? throw new InvalidOperationException("MapTwoPhaseLegacyParticipant needs an ILegacyPrepareRules service: register the class that maps an old /prepare to this participant's PREPARE body.");
         legacy.MapPost("/prepare", LegacyPrepareAsync);
         legacy.MapPost("/commit", (HttpRequest r, LedgerParticipant p, ILoggerFactory l, IOptions<TwoPhaseOptions> o) => LegacyDecideAsync(r, Decision.Commit, p, l, o));
         legacy.MapPost("/rollback", (HttpRequest r, LedgerParticipant p, ILoggerFactory l, IOptions<TwoPhaseOptions> o) => LegacyDecideAsync(r, Decision.Abort, p, l, o));
+        return legacy;
     }
 
-    private static async Task<IResult> LegacyPrepareAsync(HttpRequest request, LedgerParticipant participant, IPrepareRules rules, IOptions<TwoPhaseOptions> options, CancellationToken ct)
+    private static async Task<IResult> LegacyPrepareAsync(HttpRequest request, LedgerParticipant participant, ILegacyPrepareRules rules, IOptions<TwoPhaseOptions> options, CancellationToken ct)
     {
         var (message, problem) = await ReadLegacyAsync(request, options.Value);
         if (problem is not null)
@@ -28,8 +44,16 @@ internal static class LegacyParticipantEndpoints
             return problem;
         }
 
-        var (vote, _) = await participant.PrepareAsync(message!.Value.TransactionId, rules.FromLegacy(message.Value.TransactionId, message.Value.OrderId), ct);
-        return TypedResults.Ok(new { vote = vote == VoteKind.Yes ? "yes" : "no" });
+        try
+        {
+            var (vote, _) = await participant.PrepareAsync(message!.Value.TransactionId, rules.FromLegacy(message.Value.TransactionId, message.Value.OrderId), ct);
+            return TypedResults.Ok(new { vote = vote == VoteKind.Yes ? "yes" : "no" });
+        }
+        catch (InvalidPayloadException)
+        {
+            // The old protocol knows only yes and no; nothing was written, as for any refused body.
+            return TypedResults.Ok(new { vote = "no" });
+        }
     }
 
     private static async Task<IResult> LegacyDecideAsync(HttpRequest request, Decision decision, LedgerParticipant participant, ILoggerFactory loggers, IOptions<TwoPhaseOptions> options)

@@ -12,12 +12,19 @@ using TwoPhase.Protocol;
 
 namespace TwoPhase.AspNetCore;
 
-/// <summary>The domain's rules for PREPARE bodies: what is valid, and what an old-protocol prepare means.</summary>
+/// <summary>
+/// The domain's rules for PREPARE bodies, optional: without them any JSON object is a valid PREPARE and the resource manager
+/// judges the payload itself (<see cref="InvalidPayloadException"/>).
+/// </summary>
 public interface IPrepareRules
 {
-    /// <summary>Null when the body is acceptable; else the offending field and why.</summary>
+    /// <summary>Null when the body is acceptable; else the offending field and why. The PREPARE is then that transaction's NO vote.</summary>
     (string Field, string Message)? Validate(JsonElement body);
+}
 
+/// <summary>The old protocol's PREPARE mapped to this participant's payload; needed only by <see cref="LegacyParticipantEndpoints.MapTwoPhaseLegacyParticipant"/>.</summary>
+public interface ILegacyPrepareRules
+{
     /// <summary>The PREPARE body equivalent to an old <c>/prepare</c> for <paramref name="orderId"/>.</summary>
     string FromLegacy(string transactionId, JsonElement orderId);
 }
@@ -25,30 +32,31 @@ public interface IPrepareRules
 /// <summary>The participant's HTTP endpoints; each message goes to <see cref="LedgerParticipant"/>, which follows <see cref="ParticipantRules"/>.</summary>
 public static class ParticipantEndpoints
 {
-    /// <summary>The 2PC endpoints (DESIGN §3), the operator's view, and the old protocol when enabled.</summary>
-    public static IEndpointRouteBuilder MapTwoPhaseParticipant(this IEndpointRouteBuilder endpoints)
+    /// <summary>
+    /// The 2PC endpoints (DESIGN §3), the batch, and the operator's view. The old protocol is separate and opt-in
+    /// (<see cref="LegacyParticipantEndpoints.MapTwoPhaseLegacyParticipant"/>). Returns the group holding them all, for the host's conventions.
+    /// </summary>
+    public static RouteGroupBuilder MapTwoPhaseParticipant(this IEndpointRouteBuilder endpoints)
     {
-        var group = endpoints.MapGroup("/v1/transactions").RequireTwoPhaseSecret().WithTags("2PC participant");
+        var all = endpoints.MapGroup(string.Empty);
+        var group = all.MapTwoPhaseGroup("/v1/transactions", TwoPhaseGroup.Protocol).RequireTwoPhaseSecret().WithTags("2PC participant");
         group.MapPost("/batch", BatchAsync);
         group.MapPost("/{id}/prepare", PrepareAsync);
         group.MapPost("/{id}/commit", (string id, LedgerParticipant p, ILoggerFactory l, CancellationToken ct) => DecideAsync(id, Decision.Commit, p, l, ct));
         group.MapPost("/{id}/abort", (string id, LedgerParticipant p, ILoggerFactory l, CancellationToken ct) => DecideAsync(id, Decision.Abort, p, l, ct));
         group.MapGet("/{id}", GetAsync);
         group.MapGet("/", ListAsync);
-        endpoints.MapGet("/v1/admin/prepared", PreparedAsync).RequireTwoPhaseSecret().WithTags("Admin");
-
-        var options = endpoints.ServiceProvider.GetRequiredService<IOptions<ParticipantOptions>>().Value;
-        if (options.LegacyProtocol)
-        {
-            var legacy = endpoints.MapGroup("/").RequireTwoPhaseSecretForLegacy().WithTags("Old protocol");
-            LegacyParticipantEndpoints.Map(legacy);
-        }
-
-        return endpoints;
+        all.MapTwoPhaseGroup("/v1/admin", TwoPhaseGroup.Admin).RequireTwoPhaseSecret().WithTags("Admin").MapGet("/prepared", PreparedAsync);
+        return all;
     }
 
+    /// <summary>
+    /// One PREPARE alone. A body that is malformed (400), refused by the rules (400) or by the resource manager (422) is
+    /// answered with a problem detail naming the field, and nothing is written: the coordinator counts it as this
+    /// transaction's NO, with the detail as its reason, and its ABORT leaves the tombstone.
+    /// </summary>
     private static async Task<Results<Ok<PrepareAnswer>, ProblemHttpResult>> PrepareAsync(
-        string id, HttpRequest request, LedgerParticipant participant, IPrepareRules rules, IOptions<TwoPhaseOptions> options, CancellationToken ct)
+        string id, HttpRequest request, LedgerParticipant participant, IOptions<TwoPhaseOptions> options, CancellationToken ct)
     {
         if (Problems.CheckId("id", id) is { } bad)
         {
@@ -61,14 +69,33 @@ public static class ParticipantEndpoints
             return problem;
         }
 
-        if (rules.Validate(json) is { } error)
+        if (CheckPrepareBody(json, request.HttpContext.RequestServices.GetService<IPrepareRules>()) is { } error)
         {
             return Problems.Invalid(error.Field, error.Message);
         }
 
-        var (vote, reason) = await participant.PrepareAsync(id, json.GetRawText(), ct);
-        return TypedResults.Ok(new PrepareAnswer(id, vote.ToWire(), reason));
+        try
+        {
+            var (vote, reason) = await participant.PrepareAsync(id, json.GetRawText(), ct);
+            return TypedResults.Ok(new PrepareAnswer(id, vote.ToWire(), reason));
+        }
+        catch (InvalidPayloadException e)
+        {
+            return Unprocessable(e);
+        }
     }
+
+    private static ProblemHttpResult Unprocessable(InvalidPayloadException e) =>
+        TypedResults.Problem(new Microsoft.AspNetCore.Mvc.ValidationProblemDetails(new Dictionary<string, string[]> { [e.Field] = [e.Reason] })
+        {
+            Status = StatusCodes.Status422UnprocessableEntity,
+            Title = "The PREPARE's payload cannot be reserved.",
+            Detail = e.Message,
+        });
+
+    /// <summary>Null when a PREPARE body may go to the ledger; else the field and why (the body must be an object, then the rules).</summary>
+    private static (string Field, string Message)? CheckPrepareBody(JsonElement? body, IPrepareRules? rules) =>
+        body is { ValueKind: JsonValueKind.Object } json ? rules?.Validate(json) : ("body", "a PREPARE needs a JSON object body");
 
     private static async Task<Results<Ok<DecisionAnswer>, ProblemHttpResult>> DecideAsync(string id, Decision decision, LedgerParticipant participant, ILoggerFactory loggers, CancellationToken ct)
     {
@@ -88,12 +115,14 @@ public static class ParticipantEndpoints
     }
 
     /// <summary>
-    /// Many protocol messages in one request (docs/api.md). The whole batch is checked first: one bad message
-    /// refuses the batch with 400 and nothing is applied. Then every message runs at once, as if it had come
-    /// alone, so they share the participant's group commit; each gets the answer its own endpoint would give.
+    /// Many protocol messages in one request (docs/api.md). The envelope and every message's shape (type, id, trace
+    /// context, members) are checked first: a bad one refuses the batch with 400 and nothing is applied. A PREPARE whose
+    /// body is bad is not the batch's fault: it is answered alone, as its own endpoint would (400 or 422, vote no, the
+    /// reason), and the other messages run as if it were not there. They run at once, as if each had come alone, so they
+    /// share the participant's group commit; each gets the answer its own endpoint would give.
     /// </summary>
     private static async Task<Results<Ok<BatchAnswer>, ProblemHttpResult>> BatchAsync(
-        HttpRequest request, LedgerParticipant participant, IPrepareRules rules, IOptions<TwoPhaseOptions> options, ILoggerFactory loggers, CancellationToken ct)
+        HttpRequest request, LedgerParticipant participant, IOptions<TwoPhaseOptions> options, ILoggerFactory loggers, CancellationToken ct)
     {
         var (batch, problem) = await Problems.ReadJsonAsync<BatchRequest>(request, options.Value.MaxBodyBytes, StrictJson.Options);
         if (problem is not null)
@@ -109,18 +138,26 @@ public static class ParticipantEndpoints
         var parents = new ActivityContext[messages.Count];
         for (var i = 0; i < messages.Count; i++)
         {
-            if (CheckBatchMessage(messages[i], $"messages[{i}]", rules, out parents[i]) is { } bad)
+            if (CheckBatchMessage(messages[i], $"messages[{i}]", out parents[i]) is { } bad)
             {
                 return bad;
             }
         }
 
+        // Optional: without rules any JSON object is a valid PREPARE.
+        var rules = request.HttpContext.RequestServices.GetService<IPrepareRules>();
         var logger = loggers.CreateLogger("TwoPhase.Participant");
-        var results = await Task.WhenAll(messages.Select((m, i) => HandleBatchMessageAsync(m, parents[i], participant, logger, ct)));
+        var results = await Task.WhenAll(messages.Select((m, i) => m.Type == "prepare" && CheckPrepareBody(m.Body, rules) is { } error
+            ? Task.FromResult(RefusedPrepare(m.TransactionId, StatusCodes.Status400BadRequest, $"{error.Field}: {error.Message}"))
+            : HandleBatchMessageAsync(m, parents[i], participant, logger, ct)));
         return TypedResults.Ok(new BatchAnswer(results));
     }
 
-    private static ProblemHttpResult? CheckBatchMessage(BatchMessage? message, string field, IPrepareRules rules, out ActivityContext parent)
+    /// <summary>A PREPARE answered without the ledger: its body was refused. Vote no, with the reason also as the problem's detail.</summary>
+    private static BatchResult RefusedPrepare(string transactionId, int status, string reason) =>
+        new(transactionId, status, Vote: "no", Reason: reason, Detail: reason);
+
+    private static ProblemHttpResult? CheckBatchMessage(BatchMessage? message, string field, out ActivityContext parent)
     {
         parent = default;
         if (message is null)
@@ -138,20 +175,13 @@ public static class ParticipantEndpoints
             return Problems.Invalid($"{field}.traceparent", "must be a W3C traceparent");
         }
 
-        switch (message.Type)
+        return message.Type switch
         {
-            case "prepare":
-                if (message.Body is not { ValueKind: JsonValueKind.Object } body)
-                {
-                    return Problems.Invalid($"{field}.body", "a PREPARE needs a JSON object body");
-                }
-
-                return rules.Validate(body) is { } error ? Problems.Invalid($"{field}.body.{error.Field}", error.Message) : null;
-            case "commit" or "abort":
-                return message.Body is null or { ValueKind: JsonValueKind.Null } ? null : Problems.Invalid($"{field}.body", $"a {message.Type.ToUpperInvariant()} has no body");
-            default:
-                return Problems.Invalid($"{field}.type", "must be prepare, commit or abort");
-        }
+            // Its body is judged with the message, alone (BatchAsync).
+            "prepare" => null,
+            "commit" or "abort" => message.Body is null or { ValueKind: JsonValueKind.Null } ? null : Problems.Invalid($"{field}.body", $"a {message.Type.ToUpperInvariant()} has no body"),
+            _ => Problems.Invalid($"{field}.type", "must be prepare, commit or abort"),
+        };
     }
 
     private static async Task<BatchResult> HandleBatchMessageAsync(BatchMessage message, ActivityContext parent, LedgerParticipant participant, ILogger logger, CancellationToken ct)
@@ -164,8 +194,15 @@ public static class ParticipantEndpoints
         var id = message.TransactionId;
         if (message.Type == "prepare")
         {
-            var (vote, reason) = await participant.PrepareAsync(id, message.Body!.Value.GetRawText(), ct);
-            return new BatchResult(id, StatusCodes.Status200OK, Vote: vote.ToWire(), Reason: reason);
+            try
+            {
+                var (vote, reason) = await participant.PrepareAsync(id, message.Body!.Value.GetRawText(), ct);
+                return new BatchResult(id, StatusCodes.Status200OK, Vote: vote.ToWire(), Reason: reason);
+            }
+            catch (InvalidPayloadException e)
+            {
+                return RefusedPrepare(id, StatusCodes.Status422UnprocessableEntity, e.Message);
+            }
         }
 
         var result = await participant.DecideAsync(id, message.Type == "commit" ? Decision.Commit : Decision.Abort, ct);

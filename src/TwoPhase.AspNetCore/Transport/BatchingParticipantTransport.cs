@@ -85,17 +85,22 @@ public sealed class BatchingParticipantTransport : IParticipantTransport, IAsync
 
     public async Task<Vote> PrepareAsync(ParticipantRef participant, string transactionId, string payload, CancellationToken cancellationToken)
     {
-        if (participant.Legacy || !Fits(transactionId, payload))
+        // A payload that is not JSON cannot be a batch's member without spoiling the batch: it goes alone, and the
+        // participant's 400 makes it this transaction's NO, as any refused body.
+        if (participant.Legacy || !Fits(transactionId, payload) || Pending.Prepare(transactionId, payload, cancellationToken) is not { } pending)
         {
             return await _single.PrepareAsync(participant, transactionId, payload, cancellationToken);
         }
 
-        var result = await OutboxOf(participant).SendAsync(new Pending("prepare", transactionId, payload, cancellationToken), cancellationToken);
+        var result = await OutboxOf(participant).SendAsync(pending, cancellationToken);
         return result switch
         {
             { Failure: { } failure } => new Vote(participant.Name, VoteKind.None, failure),
             { Answer: { Status: 200, Vote: "yes" } } => new Vote(participant.Name, VoteKind.Yes),
             { Answer: { Status: 200, Vote: "no" } answer } => new Vote(participant.Name, VoteKind.No, answer.Reason ?? "refused"),
+            // Its body refused, this message alone (the rest of the batch went on): the transaction's NO, with the reason.
+            { Answer: { } answer } when HttpParticipantTransport.IsRefusedBody(answer.Status) =>
+                new Vote(participant.Name, VoteKind.No, HttpParticipantTransport.Bounded(answer.Reason ?? answer.Detail ?? $"prepare refused with HTTP {answer.Status}")),
             { Answer: { Status: 200 } } => new Vote(participant.Name, VoteKind.None, "prepare answer had no vote"),
             { Answer: { } answer } => new Vote(participant.Name, VoteKind.None, $"prepare answered HTTP {answer.Status}"),
             _ => new Vote(participant.Name, VoteKind.None, "prepare had no answer"),
@@ -109,7 +114,7 @@ public sealed class BatchingParticipantTransport : IParticipantTransport, IAsync
             return await _single.SendDecisionAsync(participant, transactionId, decision, payload, cancellationToken);
         }
 
-        var result = await OutboxOf(participant).SendAsync(new Pending(decision == Decision.Commit ? "commit" : "abort", transactionId, null, cancellationToken), cancellationToken);
+        var result = await OutboxOf(participant).SendAsync(Pending.Decide(decision == Decision.Commit ? "commit" : "abort", transactionId, cancellationToken), cancellationToken);
         return result switch
         {
             { Failure: { } failure } => new Ack(participant.Name, AckKind.Failed, failure),
@@ -151,27 +156,78 @@ public sealed class BatchingParticipantTransport : IParticipantTransport, IAsync
         }
     }
 
-    /// <summary>A message waiting for its batch; completed with the participant's answer or with why there is none.</summary>
-    /// <param name="type">prepare, commit or abort.</param>
-    /// <param name="transactionId">The transaction.</param>
-    /// <param name="payload">The PREPARE body; null for a decision.</param>
-    /// <param name="callerGone">The token the caller waits with: once cancelled, nobody reads the answer.</param>
-    private sealed class Pending(string type, string transactionId, string? payload, CancellationToken callerGone)
+    /// <summary>
+    /// A message waiting for its batch, already encoded as its member of the batch's <c>messages</c> array (so a payload
+    /// that is not JSON is found by its own caller, never while its batch is being written); completed with the
+    /// participant's answer or with why there is none.
+    /// </summary>
+    private sealed class Pending
     {
-        public string Type => type;
+        private readonly CancellationToken _callerGone;
 
-        public bool CallerGone => callerGone.IsCancellationRequested;
+        private Pending(string type, string transactionId, byte[] encoded, CancellationToken callerGone)
+        {
+            Type = type;
+            TransactionId = transactionId;
+            Encoded = encoded;
+            _callerGone = callerGone;
+        }
 
-        public string TransactionId => transactionId;
+        public string Type { get; }
 
-        public string? Payload => payload;
+        /// <summary>The caller's token is cancelled: nobody reads the answer.</summary>
+        public bool CallerGone => _callerGone.IsCancellationRequested;
 
-        // Captured when the message is queued: the caller's span, not whatever runs the batch.
-        public string? Traceparent { get; } = Activity.Current?.Id;
+        public string TransactionId { get; }
+
+        /// <summary>The message as UTF-8 JSON, one member of the batch's array.</summary>
+        public byte[] Encoded { get; }
 
         public TaskCompletionSource<(BatchResult? Answer, string? Failure)> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public int Size => BatchLimits.MessageOverheadBytes + transactionId.Length + (payload?.Length ?? 0) + (Traceparent?.Length ?? 0);
+        public int Size => Encoded.Length;
+
+        /// <summary>A PREPARE; null when <paramref name="payload"/> is not JSON.</summary>
+        public static Pending? Prepare(string transactionId, string payload, CancellationToken callerGone)
+        {
+            try
+            {
+                return new("prepare", transactionId, Encode("prepare", transactionId, payload), callerGone);
+            }
+            catch (Exception e) when (e is JsonException or ArgumentException or InvalidOperationException)
+            {
+                return null;
+            }
+        }
+
+        public static Pending Decide(string type, string transactionId, CancellationToken callerGone) =>
+            new(type, transactionId, Encode(type, transactionId, null), callerGone);
+
+        private static byte[] Encode(string type, string transactionId, string? payload)
+        {
+            using var buffer = new MemoryStream();
+            using (var json = new Utf8JsonWriter(buffer))
+            {
+                json.WriteStartObject();
+                json.WriteString("type", type);
+                json.WriteString("transactionId", transactionId);
+                if (payload is not null)
+                {
+                    json.WritePropertyName("body");
+                    json.WriteRawValue(payload, skipInputValidation: false);
+                }
+
+                // Captured when the message is queued: the caller's span, not whatever runs the batch.
+                if (Activity.Current?.Id is { } traceparent)
+                {
+                    json.WriteString("traceparent", traceparent);
+                }
+
+                json.WriteEndObject();
+            }
+
+            return buffer.ToArray();
+        }
     }
 
     /// <summary>One participant's queue, and the loop that sends it in batches over at most N requests at once.</summary>
@@ -346,36 +402,22 @@ public sealed class BatchingParticipantTransport : IParticipantTransport, IAsync
             }
         }
 
+        /// <summary><c>{"messages":[...]}</c> from the messages as each was encoded when queued.</summary>
         private static byte[] Serialize(List<Pending> batch)
         {
-            using var buffer = new MemoryStream();
-            using (var json = new Utf8JsonWriter(buffer))
+            using var buffer = new MemoryStream(BatchLimits.EnvelopeBytes + batch.Sum(m => m.Size + 1));
+            buffer.Write("{\"messages\":["u8);
+            for (var i = 0; i < batch.Count; i++)
             {
-                json.WriteStartObject();
-                json.WriteStartArray("messages");
-                foreach (var message in batch)
+                if (i > 0)
                 {
-                    json.WriteStartObject();
-                    json.WriteString("type", message.Type);
-                    json.WriteString("transactionId", message.TransactionId);
-                    if (message.Payload is not null)
-                    {
-                        json.WritePropertyName("body");
-                        json.WriteRawValue(message.Payload, skipInputValidation: false);
-                    }
-
-                    if (message.Traceparent is not null)
-                    {
-                        json.WriteString("traceparent", message.Traceparent);
-                    }
-
-                    json.WriteEndObject();
+                    buffer.WriteByte((byte)',');
                 }
 
-                json.WriteEndArray();
-                json.WriteEndObject();
+                buffer.Write(batch[i].Encoded);
             }
 
+            buffer.Write("]}"u8);
             return buffer.ToArray();
         }
     }

@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Options;
 using TwoPhase.Protocol;
 
@@ -21,6 +22,13 @@ public sealed class HttpParticipantTransport(HttpClient http, IOptions<TwoPhaseO
         try
         {
             using var response = await http.SendAsync(request, cancellationToken);
+            if (!participant.Legacy && IsRefusedBody((int)response.StatusCode))
+            {
+                // The participant refused this PREPARE's body (malformed, or invalid by its rules): this transaction's NO,
+                // with the problem's detail as the reason its client sees.
+                return new Vote(participant.Name, VoteKind.No, await RefusalAsync(response, cancellationToken));
+            }
+
             if (!response.IsSuccessStatusCode)
             {
                 return new Vote(participant.Name, VoteKind.None, $"prepare answered HTTP {(int)response.StatusCode}");
@@ -38,6 +46,31 @@ public sealed class HttpParticipantTransport(HttpClient http, IOptions<TwoPhaseO
             return new Vote(participant.Name, VoteKind.None, "prepare answer was not JSON");
         }
     }
+
+    /// <summary>The statuses a participant refuses a PREPARE's body with: 400 (malformed or against its rules) and 422 (its resource manager's verdict).</summary>
+    internal static bool IsRefusedBody(int status) => status is StatusCodes.Status400BadRequest or StatusCodes.Status422UnprocessableEntity;
+
+    /// <summary>Longest reason taken from a participant's answer: it ends up in the decision log and the client's answer.</summary>
+    internal const int MaxReasonLength = 500;
+
+    /// <summary>A refused PREPARE's reason: the problem detail's <c>detail</c>, bounded; the status when there is none.</summary>
+    private static async Task<string> RefusalAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        var fallback = $"prepare refused with HTTP {(int)response.StatusCode}";
+        try
+        {
+            var problem = await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken);
+            return problem.ValueKind == JsonValueKind.Object && problem.TryGetProperty("detail", out var detail) && detail.ValueKind == JsonValueKind.String
+                ? Bounded(detail.GetString()!)
+                : fallback;
+        }
+        catch (JsonException)
+        {
+            return fallback;
+        }
+    }
+
+    internal static string Bounded(string reason) => reason.Length <= MaxReasonLength ? reason : reason[..MaxReasonLength];
 
     /// <summary>
     /// A participant's answer to PREPARE, whatever it sent: anything but an object whose <c>vote</c> is the string

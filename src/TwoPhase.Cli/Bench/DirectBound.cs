@@ -91,7 +91,7 @@ public sealed class DirectBound : IAsyncDisposable
         var payload = JsonSerializer.Serialize(new { orderId = id, items, clientOrderId, legacyOrderId = (long?)null }, JsonSerializerOptions.Web);
         var hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new { items, clientOrderId }, JsonSerializerOptions.Web))));
         var (record, created) = await _log.BeginAsync(
-            new TransactionRequest(id, Participants, payload, clientOrderId, hash), DateTimeOffset.UtcNow + PrepareDeadline, DateTimeOffset.UtcNow + (PrepareDeadline * 2), cancellationToken);
+            new TransactionRequest(id, Participants, TransactionRequest.SamePayload(Participants, payload), clientOrderId, hash), DateTimeOffset.UtcNow + PrepareDeadline, DateTimeOffset.UtcNow + (PrepareDeadline * 2), cancellationToken);
         if (!created)
         {
             return new Attempt(BenchOutcome.Error, id, $"transaction {record.Id} already existed");

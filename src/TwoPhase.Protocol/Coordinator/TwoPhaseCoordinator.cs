@@ -65,6 +65,17 @@ public sealed class TwoPhaseCoordinator(
             {
                 throw new ArgumentException($"Participant '{participant.Name}' is not in the coordinator's directory.", nameof(request));
             }
+
+            if (!request.Payloads.ContainsKey(participant.Name))
+            {
+                throw new ArgumentException($"Participant '{participant.Name}' has no payload.", nameof(request));
+            }
+        }
+
+        // A payload for someone who takes no part would be kept and never sent: the caller's mistake, said at once.
+        if (request.Payloads.Keys.FirstOrDefault(name => !request.Participants.Any(p => p.Name == name)) is { } stray)
+        {
+            throw new ArgumentException($"The payload for '{stray}' names no participant of the transaction.", nameof(request));
         }
 
         using var activity = TwoPhaseDiagnostics.StartTransaction(request.Id);
@@ -135,7 +146,7 @@ public sealed class TwoPhaseCoordinator(
     {
         try
         {
-            return await transport.PrepareAsync(participant, request.Id, request.Payload, deadline);
+            return await transport.PrepareAsync(participant, request.Id, request.Payloads[participant.Name], deadline);
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {
@@ -159,7 +170,8 @@ public sealed class TwoPhaseCoordinator(
         using var phase = new PhaseScope(metrics, time, decision == Decision.Commit ? "commit" : "abort", record.Id);
         // A participant that refused (409) is sent the decision no more: resending cannot change its ledger.
         var pending = record.Participants.Except(record.Acknowledged).Except(record.Conflicts).ToList();
-        var sends = pending.Select(name => SendDecisionAsync(name, record.Id, decision, record.Payload, cancellationToken)).ToList();
+        // Each its own payload, as at PREPARE: the old protocol's dialect builds COMMIT and ROLLBACK from it.
+        var sends = pending.Select(name => SendDecisionAsync(name, record.Id, decision, record.PayloadOf(name), cancellationToken)).ToList();
         var acks = new List<Ack>(sends.Count);
         while (sends.Count > 0)
         {
@@ -303,6 +315,6 @@ public sealed class TwoPhaseCoordinator(
             current = await log.FindAsync(record.Id, cancellationToken) ?? current;
         }
 
-        return new TransactionOutcome(current.Id, current.State, current.Reason, current.Votes, current.Acknowledged);
+        return new TransactionOutcome(current.Id, current.State, current.Reason, current.Votes, current.Acknowledged) { Replayed = true };
     }
 }

@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 
 using Reference.Contracts;
+using TwoPhase.AspNetCore;
 
 namespace TwoPhase.Harness.Load;
 

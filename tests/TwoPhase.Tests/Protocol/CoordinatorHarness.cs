@@ -49,7 +49,7 @@ public sealed class CoordinatorHarness
     public TwoPhaseCoordinator Coordinator { get; }
 
     public static TransactionRequest Request(string id, string? idempotencyKey = null) =>
-        new(id, [Storage, Delivery], """{"items":[{"sku":"widget","quantity":1}]}""", idempotencyKey, idempotencyKey is null ? null : "hash");
+        new(id, [Storage, Delivery], TransactionRequest.SamePayload([Storage, Delivery], """{"items":[{"sku":"widget","quantity":1}]}"""), idempotencyKey, idempotencyKey is null ? null : "hash");
 
     /// <summary>Record a transaction as preparing, as <see cref="TwoPhaseCoordinator.ExecuteAsync"/> would, and run nothing more.</summary>
     public Task<(TransactionRecord Record, bool Created)> BeginAsync(string id)

@@ -102,5 +102,5 @@ public sealed class CoordinatorRulesTests
         Assert.Throws<InvalidOperationException>(() => CoordinatorRules.ToDecision(TransactionState.Preparing));
 
     private static TransactionRecord Record(TransactionState state, DateTimeOffset deadline) =>
-        new("tx-1", state, Both, [], [], null, "{}", null, null, Now.AddSeconds(-5), deadline, null, null, 0, null);
+        new("tx-1", state, Both, [], [], null, new Dictionary<string, string>(), null, null, Now.AddSeconds(-5), deadline, null, null, 0, null);
 }

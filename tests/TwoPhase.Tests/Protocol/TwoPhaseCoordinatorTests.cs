@@ -204,7 +204,8 @@ public sealed class TwoPhaseCoordinatorTests
     public async Task ParticipantNotInDirectory_IsRejected_BeforeAnythingIsWritten()
     {
         var h = new CoordinatorHarness();
-        var request = new TransactionRequest("tx-1", [CoordinatorHarness.Storage, new ParticipantRef("billing", new Uri("http://127.0.0.1:9"))], "{}");
+        ParticipantRef[] members = [CoordinatorHarness.Storage, new ParticipantRef("billing", new Uri("http://127.0.0.1:9"))];
+        var request = new TransactionRequest("tx-1", members, TransactionRequest.SamePayload(members, "{}"));
 
         await Assert.ThrowsAsync<ArgumentException>(() => h.Coordinator.ExecuteAsync(request, CancellationToken.None));
         Assert.Empty(h.Journal.Entries);

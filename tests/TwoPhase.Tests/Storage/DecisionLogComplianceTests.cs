@@ -1,3 +1,4 @@
+using Dapper;
 using Microsoft.Extensions.Time.Testing;
 using TwoPhase.Persistence;
 using TwoPhase.Protocol;
@@ -58,7 +59,8 @@ public abstract class DecisionLogComplianceTests : IAsyncLifetime
         Assert.NotNull(found);
         Assert.Equal(TransactionState.Preparing, found.State);
         Assert.Equal(["storage", "delivery"], found.Participants);
-        Assert.Equal("""{"items":[{"sku":"widget","quantity":1}]}""", found.Payload);
+        Assert.Equal("""{"items":[{"sku":"widget","quantity":1}]}""", found.PayloadOf("storage"));
+        Assert.Equal("""{"orderId":"tx-1"}""", found.PayloadOf("delivery"));
         Assert.Equal(deadline, found.Deadline);
         Assert.Equal(Now, found.CreatedAt);
         Assert.Empty(found.Acknowledged);
@@ -73,11 +75,11 @@ public abstract class DecisionLogComplianceTests : IAsyncLifetime
     {
         await BeginAsync(Request("tx-1"), Deadline, None);
 
-        var (record, created) = await BeginAsync(Request("tx-1") with { Payload = "{}" }, Deadline + TimeSpan.FromHours(1), None);
+        var (record, created) = await BeginAsync(Request("tx-1") with { Payloads = TransactionRequest.SamePayload([Storage, Delivery], "{}") }, Deadline + TimeSpan.FromHours(1), None);
 
         Assert.False(created);
         Assert.Equal("tx-1", record.Id);
-        Assert.NotEqual("{}", record.Payload);
+        Assert.NotEqual("{}", record.PayloadOf("storage"));
     }
 
     [Fact]
@@ -496,18 +498,80 @@ public abstract class DecisionLogComplianceTests : IAsyncLifetime
         Assert.Equal(31, (await Log.ListUnfinishedAsync(100, None)).Count);
     }
 
+    /// <summary>Each participant its own payload after payloads became per participant; recovery re-drives with them.</summary>
+    [Fact]
+    public async Task Begin_KeepsEachParticipantsOwnPayload_AndTheCallersMetadata_ThroughDecisionAndListings()
+    {
+        await BeginAsync(Request("tx-1") with { Metadata = """{"order":"mine"}""" }, Deadline, None);
+        await Log.DecideAsync("tx-1", Decision.Commit, null, AllYes, Now, Durability.Relaxed, None);
+
+        var due = Assert.Single(await Log.FindUnfinishedDueAsync(Now, 10, None));
+        foreach (var record in new[] { (await Log.FindAsync("tx-1", None))!, due, Assert.Single(await Log.ListAsync(null, 10, None)) })
+        {
+            Assert.Equal(2, record.Payloads.Count);
+            Assert.Equal("""{"items":[{"sku":"widget","quantity":1}]}""", record.PayloadOf("storage"));
+            Assert.Equal("""{"orderId":"tx-1"}""", record.PayloadOf("delivery"));
+            Assert.Equal("""{"order":"mine"}""", record.Metadata);
+        }
+    }
+
+    /// <summary>
+    /// A decision log created before payloads were per participant: starting on it adds the columns, and its rows, whose
+    /// one payload every participant received, read as that payload for each (and as the caller's metadata), so recovery
+    /// re-drives them as they were begun. New rows beside them keep their own payloads.
+    /// </summary>
+    [Fact]
+    public async Task LogFromBeforePerParticipantPayloads_Migrated_OldRowReadsSamePayloadForAll()
+    {
+        await using var db = await CreateDatabaseAsync();
+        await db.ExecuteScriptAsync(
+            """
+            CREATE TABLE tp_transactions (
+                tx_id TEXT PRIMARY KEY, state TEXT NOT NULL, participants TEXT NOT NULL, acknowledged TEXT NOT NULL DEFAULT '[]',
+                votes TEXT NOT NULL DEFAULT '[]', reason TEXT NULL, payload TEXT NOT NULL, idempotency_key TEXT NULL UNIQUE,
+                request_hash TEXT NULL, created_ms BIGINT NOT NULL, deadline_ms BIGINT NOT NULL, decided_ms BIGINT NULL,
+                completed_ms BIGINT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_ms BIGINT NULL
+            );
+            """,
+            None);
+        var old = """{"orderId":"tx-old","items":[{"sku":"widget","quantity":1}]}""";
+        await db.WriteAsync(
+            tx => tx.Connection.ExecuteAsync(new CommandDefinition(
+                """INSERT INTO tp_transactions (tx_id, state, participants, votes, payload, created_ms, deadline_ms, decided_ms) VALUES ('tx-old', 'committed', '["storage","delivery"]', '[]', @Old, 0, 0, 0)""",
+                new { Old = old },
+                tx.Transaction)),
+            None);
+
+        var log = new SqlDecisionLog(db, Clock);
+        await log.InitializeAsync(None);
+        await log.BeginAsync(Request("tx-new"), Deadline, Deadline + Grace, None);
+
+        var migrated = (await log.FindAsync("tx-old", None))!;
+        Assert.Equal(TransactionState.Committed, migrated.State);
+        Assert.Equal(old, migrated.PayloadOf("storage"));
+        Assert.Equal(old, migrated.PayloadOf("delivery"));
+        Assert.Equal(old, migrated.Metadata);
+        var redriven = Assert.Single(await log.FindUnfinishedDueAsync(Now, 10, None));
+        Assert.Equal(old, redriven.PayloadOf("delivery"));
+        var fresh = (await log.FindAsync("tx-new", None))!;
+        Assert.Equal("""{"orderId":"tx-new"}""", fresh.PayloadOf("delivery"));
+        Assert.Null(fresh.Metadata);
+    }
+
     private static TransactionRequest Request(string id, string? key = null, string? hash = null) =>
-        new(id, [Storage, Delivery], """{"items":[{"sku":"widget","quantity":1}]}""", key, hash);
+        new(id, [Storage, Delivery], new Dictionary<string, string> { ["storage"] = """{"items":[{"sku":"widget","quantity":1}]}""", ["delivery"] = $$"""{"orderId":"{{id}}"}""" }, key, hash);
 
     /// <summary>Records hold lists, which compare by reference; compare them by content.</summary>
     private sealed class RecordComparer : IEqualityComparer<TransactionRecord?>
     {
         private static readonly string[] NoNames = [];
         private static readonly Vote[] NoVotes = [];
+        private static readonly Dictionary<string, string> NoPayloads = [];
 
         public bool Equals(TransactionRecord? x, TransactionRecord? y) =>
             x is not null && y is not null
-            && x with { Participants = NoNames, Acknowledged = NoNames, Votes = NoVotes } == y with { Participants = NoNames, Acknowledged = NoNames, Votes = NoVotes }
+            && x with { Participants = NoNames, Acknowledged = NoNames, Votes = NoVotes, Payloads = NoPayloads } == y with { Participants = NoNames, Acknowledged = NoNames, Votes = NoVotes, Payloads = NoPayloads }
+            && x.Payloads.OrderBy(p => p.Key, StringComparer.Ordinal).SequenceEqual(y.Payloads.OrderBy(p => p.Key, StringComparer.Ordinal))
             && x.Participants.SequenceEqual(y.Participants)
             && x.Acknowledged.SequenceEqual(y.Acknowledged)
             && x.Votes.SequenceEqual(y.Votes);

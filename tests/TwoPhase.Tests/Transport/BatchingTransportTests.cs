@@ -58,6 +58,46 @@ public sealed class BatchingTransportTests
         Assert.Equal(3, participant.Requests);
     }
 
+    /// <summary>
+    /// A PREPARE whose payload is not JSON must not spoil the batch it would have joined (issue 12: one bad message fails
+    /// alone): it goes to its own endpoint, whose 400 makes it that transaction's NO with the problem's detail as reason,
+    /// and the PREPARE queued beside it is batched and votes yes.
+    /// </summary>
+    [Fact]
+    public async Task PayloadNotJson_GoesAlone_VotesNoWithTheParticipantsReason_NeighbourBatchedAndYes()
+    {
+        var participant = new StubParticipant();
+        await using var transport = Create(participant);
+        var first = transport.PrepareAsync(Participant, "tx-first", "{}", CancellationToken.None);
+        await participant.FirstArrived.Task.WaitAsync(Bound);
+
+        var bad = transport.PrepareAsync(Participant, "tx-bad", "{not json", CancellationToken.None);
+        var neighbour = transport.PrepareAsync(Participant, "tx-ok", "{}", CancellationToken.None);
+        participant.ReleaseFirst.SetResult();
+
+        Assert.Equal(VoteKind.Yes, (await first.WaitAsync(Bound)).Kind);
+        var badVote = await bad.WaitAsync(Bound);
+        Assert.Equal(VoteKind.No, badVote.Kind);
+        Assert.Equal("body: malformed JSON or a value of the wrong type", badVote.Reason);
+        Assert.Equal(VoteKind.Yes, (await neighbour.WaitAsync(Bound)).Kind);
+        Assert.Equal(["prepare tx-first", "prepare tx-ok"], participant.Messages.ToList());
+        Assert.Equal(["tx-bad"], participant.Singles.ToList());
+    }
+
+    /// <summary>The old protocol's dialect builds its body from the payload; one that is not JSON carries no order id, never an exception.</summary>
+    [Fact]
+    public async Task LegacyParticipant_PayloadNotJson_SentWithNullOrderId_NoException()
+    {
+        var participant = new StubParticipant();
+        var options = Options.Create(new TwoPhaseOptions());
+        var transport = new HttpParticipantTransport(new HttpClient(participant), options);
+
+        var vote = await transport.PrepareAsync(Participant with { Legacy = true }, "tx-old", "{not json", CancellationToken.None).WaitAsync(Bound);
+
+        Assert.Equal(VoteKind.Yes, vote.Kind);
+        Assert.Equal(["""{"transactionId":"tx-old","orderId":null}"""], participant.LegacyBodies.ToList());
+    }
+
     private static BatchingParticipantTransport Create(StubParticipant participant)
     {
         var options = Options.Create(new TwoPhaseOptions());
@@ -78,9 +118,31 @@ public sealed class BatchingTransportTests
 
         public int Requests => Volatile.Read(ref _requests);
 
+        /// <summary>Transactions whose PREPARE came alone, to its own endpoint (answered as a malformed body).</summary>
+        public ConcurrentQueue<string> Singles { get; } = new();
+
+        /// <summary>Bodies of old-protocol PREPAREs (answered yes).</summary>
+        public ConcurrentQueue<string> LegacyBodies { get; } = new();
+
         protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
         {
-            Assert.EndsWith("/v1/transactions/batch", request.RequestUri!.AbsolutePath, StringComparison.Ordinal);
+            var path = request.RequestUri!.AbsolutePath;
+            if (path == "/prepare")
+            {
+                LegacyBodies.Enqueue(await request.Content!.ReadAsStringAsync(cancellationToken));
+                return new HttpResponseMessage(HttpStatusCode.OK) { Content = new StringContent("""{"vote":"yes"}""", Encoding.UTF8, "application/json") };
+            }
+
+            if (path.EndsWith("/prepare", StringComparison.Ordinal))
+            {
+                Singles.Enqueue(path.Split('/')[^2]);
+                return new HttpResponseMessage(HttpStatusCode.BadRequest)
+                {
+                    Content = new StringContent("""{"status":400,"title":"The request is not valid.","detail":"body: malformed JSON or a value of the wrong type"}""", Encoding.UTF8, "application/problem+json"),
+                };
+            }
+
+            Assert.EndsWith("/v1/transactions/batch", path, StringComparison.Ordinal);
             using var body = JsonDocument.Parse(await request.Content!.ReadAsStringAsync(cancellationToken));
             var results = new List<object>();
             foreach (var message in body.RootElement.GetProperty("messages").EnumerateArray())

@@ -59,7 +59,7 @@ public sealed class InMemoryDecisionLog(TimeProvider time, Journal journal) : ID
             }
 
             var record = new TransactionRecord(
-                request.Id, TransactionState.Preparing, request.Participants.Select(p => p.Name).ToArray(), [], [], null, request.Payload,
+                request.Id, TransactionState.Preparing, request.Participants.Select(p => p.Name).ToArray(), [], [], null, request.Payloads,
                 request.IdempotencyKey, request.RequestHash, time.GetUtcNow(), deadline, null, null, 0, null);
             Write(new Stored(record, abandonAt), $"begin:{request.Id}", forced: false);
             return Task.FromResult((record, true));
