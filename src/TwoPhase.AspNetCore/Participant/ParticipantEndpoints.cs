@@ -28,19 +28,19 @@ public static class ParticipantEndpoints
     /// <summary>The 2PC endpoints (DESIGN §3), the operator's view, and the old protocol when enabled.</summary>
     public static IEndpointRouteBuilder MapTwoPhaseParticipant(this IEndpointRouteBuilder endpoints)
     {
-        var group = endpoints.MapGroup("/v1/transactions").RequireTwoPhaseSecret().WithTags("2PC participant");
+        var group = endpoints.MapTwoPhaseGroup("/v1/transactions", TwoPhaseGroup.Protocol).WithTags("2PC participant");
         group.MapPost("/batch", BatchAsync);
         group.MapPost("/{id}/prepare", PrepareAsync);
         group.MapPost("/{id}/commit", (string id, LedgerParticipant p, ILoggerFactory l, CancellationToken ct) => DecideAsync(id, Decision.Commit, p, l, ct));
         group.MapPost("/{id}/abort", (string id, LedgerParticipant p, ILoggerFactory l, CancellationToken ct) => DecideAsync(id, Decision.Abort, p, l, ct));
         group.MapGet("/{id}", GetAsync);
         group.MapGet("/", ListAsync);
-        endpoints.MapGet("/v1/admin/prepared", PreparedAsync).RequireTwoPhaseSecret().WithTags("Admin");
+        endpoints.MapTwoPhaseGroup("/v1/admin", TwoPhaseGroup.Admin).MapGet("/prepared", PreparedAsync).WithTags("Admin");
 
         var options = endpoints.ServiceProvider.GetRequiredService<IOptions<ParticipantOptions>>().Value;
         if (options.LegacyProtocol)
         {
-            var legacy = endpoints.MapGroup("/").RequireTwoPhaseSecretForLegacy().WithTags("Old protocol");
+            var legacy = endpoints.MapTwoPhaseGroup("/", TwoPhaseGroup.Legacy).WithTags("Old protocol");
             LegacyParticipantEndpoints.Map(legacy);
         }
 
