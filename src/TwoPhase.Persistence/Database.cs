@@ -237,7 +237,7 @@ public sealed class Database : IAsyncDisposable
                 options.AllowUnsafeFsyncOff);
         }
 
-        if (provider != "sqlite")
+        if (provider is not ("" or "sqlite"))
         {
             throw new InvalidOperationException($"{DatabaseOptions.SectionName}:Provider '{options.Provider}' is not known; use sqlite or postgres.");
         }
