@@ -1,16 +1,18 @@
 using DeliveryService.Couriers;
 using TwoPhase.AspNetCore;
+using TwoPhase.Reference;
 
-// Content root = the binary folder, so appsettings.json is found whatever the working directory.
-var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
-builder.AddTwoPhaseService(defaultUrl: "http://127.0.0.1:8001", defaultSqliteFile: "data/delivery.db");
+// Where it listens, Kestrel, JSON and error pages are the service's own (ReferenceHost); TwoPhase sets none of them.
+var builder = ReferenceHost.CreateBuilder(args, defaultUrl: "http://127.0.0.1:8001");
+builder.AddTwoPhase();
 builder.AddTwoPhaseTelemetry();
 builder.AddTwoPhaseApiDocs("TwoPhase delivery service (participant)", "Couriers and deliveries; a two-phase-commit participant.");
 builder.AddTwoPhaseParticipant<CourierReservations, DeliveryPrepareRules>();
 builder.AddCouriers();
 
+// The schema and the seed run from AddTwoPhase's hosted service, before the server listens.
 var app = builder.Build();
-await app.InitializeTwoPhaseAsync();
+app.UseReferenceHost();
 app.MapTwoPhaseHealth();
 app.MapTwoPhaseTelemetry();
 app.MapTwoPhaseApiDocs();

@@ -1,18 +1,20 @@
 using OrderService.Dashboard;
 using OrderService.Orders;
 using TwoPhase.AspNetCore;
+using TwoPhase.Reference;
 
-// Content root = the binary folder, so appsettings.json is found whatever the working directory.
-var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
-builder.AddTwoPhaseService(defaultUrl: "http://127.0.0.1:8000", defaultSqliteFile: "data/order.db");
+// Where it listens, Kestrel, JSON and error pages are the service's own (ReferenceHost); TwoPhase sets none of them.
+var builder = ReferenceHost.CreateBuilder(args, defaultUrl: "http://127.0.0.1:8000");
+builder.AddTwoPhase();
 builder.AddTwoPhaseTelemetry();
 builder.AddTwoPhaseApiDocs("TwoPhase order service (coordinator)", "Places orders as two-phase-commit transactions across the storage and delivery participants.");
 builder.AddTwoPhaseCoordinator();
 builder.AddOrders();
 builder.AddDashboard();
 
+// The schema and the other start-up tasks run from AddTwoPhase's hosted service, before the server listens.
 var app = builder.Build();
-await app.InitializeTwoPhaseAsync();
+app.UseReferenceHost();
 app.MapTwoPhaseHealth();
 app.MapTwoPhaseTelemetry();
 app.MapTwoPhaseApiDocs();

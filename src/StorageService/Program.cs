@@ -1,16 +1,18 @@
 using StorageService.Products;
 using TwoPhase.AspNetCore;
+using TwoPhase.Reference;
 
-// Content root = the binary folder, so appsettings.json is found whatever the working directory.
-var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
-builder.AddTwoPhaseService(defaultUrl: "http://127.0.0.1:8002", defaultSqliteFile: "data/storage.db");
+// Where it listens, Kestrel, JSON and error pages are the service's own (ReferenceHost); TwoPhase sets none of them.
+var builder = ReferenceHost.CreateBuilder(args, defaultUrl: "http://127.0.0.1:8002");
+builder.AddTwoPhase();
 builder.AddTwoPhaseTelemetry();
 builder.AddTwoPhaseApiDocs("TwoPhase storage service (participant)", "Products and stock; a two-phase-commit participant.");
 builder.AddTwoPhaseParticipant<StockReservations, OrderLinesRules>();
 builder.AddProducts();
 
+// The schema and the seed run from AddTwoPhase's hosted service, before the server listens.
 var app = builder.Build();
-await app.InitializeTwoPhaseAsync();
+app.UseReferenceHost();
 app.MapTwoPhaseHealth();
 app.MapTwoPhaseTelemetry();
 app.MapTwoPhaseApiDocs();

@@ -14,17 +14,34 @@ public enum Dialect
     Postgres,
 }
 
-/// <summary>Where a service keeps its data.</summary>
+/// <summary>
+/// Where a service keeps its data, section <c>TwoPhase:Database</c>. The connection is, in this order:
+/// <see cref="ConnectionString"/>; else <c>ConnectionStrings:&lt;<see cref="ConnectionStringName"/>&gt;</c> (filled in by the
+/// host's registration); else an <see cref="NpgsqlDataSource"/> the host registered; else the SQLite file
+/// <see cref="SqliteFile"/> (docs/api.md, "Configuration").
+/// </summary>
 public sealed class DatabaseOptions
 {
-    public const string SectionName = "Database";
+    public const string SectionName = "TwoPhase:Database";
 
-    /// <summary><c>sqlite</c> (the embedded default) or <c>postgres</c>.</summary>
-    [RegularExpression(@"(?i)^\s*(sqlite|postgres|postgresql|npgsql)\s*$", ErrorMessage = "must be sqlite or postgres")]
-    public string Provider { get; set; } = "sqlite";
+    /// <summary>
+    /// <c>sqlite</c>, <c>postgres</c>, or unset: PostgreSQL when a connection string or a registered
+    /// <see cref="NpgsqlDataSource"/> is found, else the SQLite file.
+    /// </summary>
+    [RegularExpression(@"(?i)^\s*(sqlite|postgres|postgresql|npgsql)?\s*$", ErrorMessage = "must be sqlite or postgres")]
+    public string? Provider { get; set; }
 
-    /// <summary>An Npgsql or Microsoft.Data.Sqlite connection string. Empty: a SQLite file under <c>data/</c>.</summary>
+    /// <summary>An Npgsql (or, with <see cref="Provider"/> <c>sqlite</c>, a Microsoft.Data.Sqlite) connection string.</summary>
     public string? ConnectionString { get; set; }
+
+    /// <summary>The entry of the host's <c>ConnectionStrings</c> section read when <see cref="ConnectionString"/> is unset.</summary>
+    public string ConnectionStringName { get; set; } = "TwoPhase";
+
+    /// <summary>
+    /// The SQLite file used when no connection is configured. A relative path resolves against the host's content root
+    /// (where its appsettings.json is read from), never the working directory.
+    /// </summary>
+    public string SqliteFile { get; set; } = "twophase.db";
 
     /// <summary>
     /// Connections to PostgreSQL at most in the durable pool; the pool of writes the protocol may lose gets a third of
@@ -85,6 +102,10 @@ public sealed class Database : IAsyncDisposable
     private readonly string? _sqlite;
     private readonly bool _allowFsyncOff;
 
+    // A data source the host registered: both pools are it, our session settings are sent at open, and the host disposes it.
+    private bool _external;
+    private Func<bool, string>? _externalSession;
+
     // SQLite allows one writer at a time. Queuing writers here, instead of letting them spin on
     // SQLITE_BUSY inside the engine, keeps latency fair and predictable under concurrency.
     private readonly SemaphoreSlim _sqliteWriter = new(1, 1);
@@ -132,19 +153,43 @@ public sealed class Database : IAsyncDisposable
         ? $"postgres {new NpgsqlConnectionStringBuilder(_postgres!.ConnectionString).Host}/{new NpgsqlConnectionStringBuilder(_postgres.ConnectionString).Database}"
         : $"sqlite {new SqliteConnectionStringBuilder(_sqlite).DataSource}";
 
-    public static Database Create(DatabaseOptions options, string defaultSqliteFile)
+    /// <summary>
+    /// The database <paramref name="options"/> describe. <paramref name="contentRoot"/> is what a relative SQLite path
+    /// resolves against (the host's content root; null: the working directory). <paramref name="registered"/> is an
+    /// <see cref="NpgsqlDataSource"/> the host owns, used when no connection string is configured; it is not disposed here.
+    /// </summary>
+    public static Database Create(DatabaseOptions options, string? contentRoot = null, NpgsqlDataSource? registered = null)
     {
-        var provider = options.Provider.Trim().ToLowerInvariant();
+        ArgumentNullException.ThrowIfNull(options);
+        var provider = options.Provider?.Trim().ToLowerInvariant() ?? "";
+        var configured = !string.IsNullOrWhiteSpace(options.ConnectionString);
+        if (provider is "" && (configured || registered is not null))
+        {
+            provider = "postgres";
+        }
+
         if (provider is "postgres" or "postgresql" or "npgsql")
         {
-            if (string.IsNullOrWhiteSpace(options.ConnectionString))
+            if (!configured && registered is not null)
             {
-                throw new InvalidOperationException("Database:Provider is postgres but Database:ConnectionString is empty.");
+                return new Database(Dialect.Postgres, registered, registered, null, options.AllowUnsafeFsyncOff)
+                {
+                    _external = true,
+                    _externalSession = ExternalSessionSql(options),
+                };
             }
 
-            var builder = new NpgsqlConnectionStringBuilder(options.ConnectionString);
-            if (!options.ConnectionString.Contains("Maximum Pool Size", StringComparison.OrdinalIgnoreCase)
-                && !options.ConnectionString.Contains("MaxPoolSize", StringComparison.OrdinalIgnoreCase))
+            if (!configured)
+            {
+                throw new InvalidOperationException(
+                    $"{DatabaseOptions.SectionName}:Provider is postgres but there is no connection: set {DatabaseOptions.SectionName}:ConnectionString or "
+                    + $"ConnectionStrings:{options.ConnectionStringName}, or register an NpgsqlDataSource.");
+            }
+
+            var text = options.ConnectionString!;
+            var builder = new NpgsqlConnectionStringBuilder(text);
+            if (!text.Contains("Maximum Pool Size", StringComparison.OrdinalIgnoreCase)
+                && !text.Contains("MaxPoolSize", StringComparison.OrdinalIgnoreCase))
             {
                 builder.MaxPoolSize = options.MaxPoolSize;
             }
@@ -173,7 +218,7 @@ public sealed class Database : IAsyncDisposable
             // DISCARD ...: seven statements parsed and run before the next command). Profiled, that was
             // PostgreSQL's biggest single cost per order. Our sessions keep no state beyond a transaction
             // (no SET, no temp tables, no LISTEN, no advisory locks), so there is nothing to reset.
-            if (!options.ConnectionString.Contains("Reset", StringComparison.OrdinalIgnoreCase))
+            if (!text.Contains("Reset", StringComparison.OrdinalIgnoreCase))
             {
                 builder.NoResetOnClose = true;
             }
@@ -192,18 +237,26 @@ public sealed class Database : IAsyncDisposable
                 options.AllowUnsafeFsyncOff);
         }
 
-        if (provider != "sqlite")
+        if (provider is not ("" or "sqlite"))
         {
-            throw new InvalidOperationException($"Database:Provider '{options.Provider}' is not known; use sqlite or postgres.");
+            throw new InvalidOperationException($"{DatabaseOptions.SectionName}:Provider '{options.Provider}' is not known; use sqlite or postgres.");
         }
 
-        var sqlite = new SqliteConnectionStringBuilder(string.IsNullOrWhiteSpace(options.ConnectionString)
-            ? $"Data Source={defaultSqliteFile}"
-            : options.ConnectionString)
+        var sqlite = new SqliteConnectionStringBuilder(configured ? options.ConnectionString : null)
         {
             Pooling = true,
             DefaultTimeout = 30,
         };
+        if (!configured)
+        {
+            sqlite.DataSource = options.SqliteFile;
+        }
+
+        // One rule for every relative path the host reads: against its content root, like its configuration files.
+        if (contentRoot is not null && IsRelativeFile(sqlite.DataSource))
+        {
+            sqlite.DataSource = Path.GetFullPath(Path.Combine(contentRoot, sqlite.DataSource));
+        }
         var folder = Path.GetDirectoryName(Path.GetFullPath(sqlite.DataSource));
         if (!string.IsNullOrEmpty(folder))
         {
@@ -212,6 +265,24 @@ public sealed class Database : IAsyncDisposable
 
         return new Database(Dialect.Sqlite, null, null, sqlite.ConnectionString, allowFsyncOff: false);
     }
+
+    private static bool IsRelativeFile(string dataSource) =>
+        !string.IsNullOrEmpty(dataSource)
+        && !dataSource.Equals(":memory:", StringComparison.OrdinalIgnoreCase)
+        && !dataSource.StartsWith("file:", StringComparison.OrdinalIgnoreCase)
+        && !Path.IsPathRooted(dataSource);
+
+    /// <summary>
+    /// A data source the host built carries its own connection settings, so ours are set on each session as it is
+    /// opened (one round trip), as the session <c>Options</c> would: Npgsql's reset on return to the pool clears them
+    /// again for the host's own use, unless the host turned that reset off (docs/api.md, "Configuration").
+    /// </summary>
+    private static Func<bool, string> ExternalSessionSql(DatabaseOptions options) => synchronousCommit =>
+        "SET plan_cache_mode = force_custom_plan; "
+        + $"SET lock_timeout = {Math.Max(0, options.LockTimeoutMs)}; "
+        + $"SET statement_timeout = {Math.Max(0, options.StatementTimeoutMs)}; "
+        + $"SET idle_in_transaction_session_timeout = {Math.Max(0, options.IdleInTransactionTimeoutMs)}; "
+        + $"SET synchronous_commit = {(synchronousCommit ? "on" : "off")};";
 
     /// <summary>
     /// The settings every PostgreSQL session of ours starts with (connection <c>Options</c>, so no round trip). The
@@ -276,8 +347,8 @@ public sealed class Database : IAsyncDisposable
 
         var risk = $"PostgreSQL ({Describe()}) runs with fsync=off: a crash of the server or the machine can lose votes and commit decisions it reported durable, and break atomicity.";
         return _allowFsyncOff
-            ? $"{risk} Allowed by Database:AllowUnsafeFsyncOff."
-            : throw new InvalidOperationException($"{risk} Turn fsync on (postgresql.conf), or set Database:AllowUnsafeFsyncOff=true (Database__AllowUnsafeFsyncOff) to run anyway, on a throwaway cluster only.");
+            ? $"{risk} Allowed by {DatabaseOptions.SectionName}:AllowUnsafeFsyncOff."
+            : throw new InvalidOperationException($"{risk} Turn fsync on (postgresql.conf), or set {DatabaseOptions.SectionName}:AllowUnsafeFsyncOff=true (TwoPhase__Database__AllowUnsafeFsyncOff) to run anyway, on a throwaway cluster only.");
     }
 
     public Task<DbConnection> OpenAsync(CancellationToken cancellationToken) => OpenAsync(forced: true, cancellationToken);
@@ -286,7 +357,23 @@ public sealed class Database : IAsyncDisposable
     {
         if (_postgres is not null)
         {
-            return await (forced ? _postgres : _postgresRelaxed!).OpenConnectionAsync(cancellationToken);
+            var session = await (forced ? _postgres : _postgresRelaxed!).OpenConnectionAsync(cancellationToken);
+            if (_externalSession is not null)
+            {
+                try
+                {
+                    await using var set = session.CreateCommand();
+                    set.CommandText = _externalSession(forced);
+                    await set.ExecuteNonQueryAsync(cancellationToken);
+                }
+                catch
+                {
+                    await session.DisposeAsync();
+                    throw;
+                }
+            }
+
+            return session;
         }
 
         var connection = new SqliteConnection(_sqlite);
@@ -442,7 +529,7 @@ public sealed class Database : IAsyncDisposable
             }
         }
 
-        if (_postgres is not null)
+        if (_postgres is not null && !_external)
         {
             await _postgres.DisposeAsync();
             await _postgresRelaxed!.DisposeAsync();

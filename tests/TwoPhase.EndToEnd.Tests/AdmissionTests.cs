@@ -24,11 +24,11 @@ public sealed class AdmissionTests(ITestOutputHelper output)
     {
         var coordinator = new Dictionary<string, string>
         {
-            ["Coordinator__MaxInFlight"] = "2",
-            ["Coordinator__AdmissionQueueLimit"] = "2",
+            ["TwoPhase__Coordinator__MaxInFlight"] = "2",
+            ["TwoPhase__Coordinator__AdmissionQueueLimit"] = "2",
             // Far longer than the test: a queued order waits for the heal, whatever the machine's speed.
-            ["Coordinator__AdmissionQueueTimeoutMs"] = "120000",
-            ["Coordinator__RetryAfterSeconds"] = "3",
+            ["TwoPhase__Coordinator__AdmissionQueueTimeoutMs"] = "120000",
+            ["TwoPhase__Coordinator__RetryAfterSeconds"] = "3",
             ["TwoPhase__RequestTimeoutMs"] = "120000",
         };
         await using var system = await TestSystem.StartAsync(store, output, new SystemOptions

@@ -121,7 +121,7 @@ public sealed class LegacyProtocolTests(ITestOutputHelper output)
             DeliveryProtocol = "legacy",
             Environment = new Dictionary<Service, IReadOnlyDictionary<string, string>>
             {
-                [Service.Order] = new Dictionary<string, string> { ["Coordinator__Participants__1__Url"] = stub.Url.ToString() },
+                [Service.Order] = new Dictionary<string, string> { ["TwoPhase__Coordinator__Participants__1__Url"] = stub.Url.ToString() },
             },
         });
         await system.SeedAsync(new Dictionary<string, long> { ["widget"] = 1 }, couriers: 1);

@@ -22,8 +22,8 @@ public static class CoordinatorEndpoints
     public static RouteGroupBuilder MapTwoPhaseCoordinator(this IEndpointRouteBuilder endpoints)
     {
         var all = endpoints.MapGroup(string.Empty);
-        all.MapTwoPhaseGroup("/v1/transactions", TwoPhaseGroup.Protocol).WithTags("2PC coordinator").MapGet("/{id}", DecisionAsync);
-        var admin = all.MapTwoPhaseGroup("/v1/admin/transactions", TwoPhaseGroup.Admin).RequireTwoPhaseSecret().WithTags("Admin");
+        all.MapTwoPhaseGroup("/v1/transactions", TwoPhaseGroup.DecisionQuery).WithTags("2PC coordinator").MapGet("/{id}", DecisionAsync);
+        var admin = all.MapTwoPhaseGroup("/v1/admin/transactions", TwoPhaseGroup.Admin).WithTags("Admin");
         admin.MapGet("/", ListAsync);
         admin.MapPost("/{id}/retry", RetryAsync);
         return all;

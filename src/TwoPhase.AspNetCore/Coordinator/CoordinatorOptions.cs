@@ -19,17 +19,19 @@ public sealed class ParticipantEndpoint
 }
 
 /// <summary>
-/// The coordinator runtime's settings, section <c>Coordinator</c>: its participants, recovery schedule, batching and
+/// The coordinator runtime's settings, section <c>TwoPhase:Coordinator</c>: its participants, recovery schedule, batching and
 /// admission. The protocol's own bounds (prepare deadline, decision timeout, retry delays, abandon grace, recovery batch)
-/// are <see cref="CoordinatorSettings"/>, bound from the same section (<see cref="CoordinatorExtensions.AddTwoPhaseCoordinator"/>),
+/// are <see cref="CoordinatorSettings"/>, bound from the same section (<c>AddTwoPhaseCoordinator</c>),
 /// so each setting has one home and one key. Durations are <see cref="TimeSpan"/>s (<c>00:00:01</c>); the older
 /// <c>...Ms</c> keys still work (docs/api.md, "Configuration").
 /// </summary>
 public sealed class CoordinatorOptions
 {
-    public const string SectionName = "Coordinator";
+    public const string SectionName = "TwoPhase:Coordinator";
 
-    /// <summary>The participants every order involves. Defaults to the reference storage and delivery services.</summary>
+    internal const string NoParticipants = "no participants are configured; list each one's Name and Url (TwoPhase__Coordinator__Participants__0__Name, ...__Url)";
+
+    /// <summary>The participants this coordinator's transactions may involve, by name. No default: none is refused at start.</summary>
     public List<ParticipantEndpoint> Participants { get; set; } = [];
 
     /// <summary>How often recovery scans the decision log (DESIGN §2); it also runs once at start-up.</summary>
@@ -69,6 +71,20 @@ public sealed class CoordinatorOptions
     /// <summary>Admission: the Retry-After a shed request is given, in seconds.</summary>
     [Range(1, 3600)]
     public int RetryAfterSeconds { get; set; } = 1;
+
+    /// <summary>Checks the annotations cannot say: at least one participant, and no name given twice.</summary>
+    internal static IEnumerable<OptionFailure?> Check(CoordinatorOptions o)
+    {
+        if (o.Participants.Count == 0)
+        {
+            yield return new OptionFailure(nameof(Participants), NoParticipants);
+        }
+
+        foreach (var name in o.Participants.GroupBy(p => p.Name, StringComparer.Ordinal).Where(g => g.Count() > 1))
+        {
+            yield return new OptionFailure(nameof(Participants), $"the name '{name.Key}' is given to {name.Count()} participants");
+        }
+    }
 
     /// <summary>
     /// The bounds of the protocol's settings, as the <c>...Ms</c> ranges were before they were durations (DESIGN §2

@@ -1,7 +1,8 @@
-using Microsoft.AspNetCore.Builder;
+using System.Net;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using TwoPhase.Persistence;
@@ -11,25 +12,54 @@ namespace TwoPhase.AspNetCore;
 
 public static class CoordinatorExtensions
 {
-    /// <summary>The coordinator: decision log, HTTP transport, the protocol engine and its recovery loop.</summary>
-    public static WebApplicationBuilder AddTwoPhaseCoordinator(this WebApplicationBuilder builder)
+    /// <summary>
+    /// The coordinator, reading <c>TwoPhase:Coordinator</c> (and the shared parts,
+    /// <see cref="HostingExtensions.AddTwoPhase(IHostApplicationBuilder, Action{TwoPhaseOptions}?)"/>): decision log, HTTP
+    /// transport, the protocol engine and its recovery loop. There are no default participants: with none in
+    /// <c>TwoPhase:Coordinator:Participants</c> the host refuses to start, naming the key.
+    /// </summary>
+    public static IHostApplicationBuilder AddTwoPhaseCoordinator(this IHostApplicationBuilder builder, Action<CoordinatorOptions>? configure = null)
     {
-        var services = builder.Services;
-        services.AddTwoPhaseOptions<CoordinatorOptions>(CoordinatorOptions.SectionName, o => o.Participants
-            .GroupBy(p => p.Name, StringComparer.Ordinal)
-            .Where(g => g.Count() > 1)
-            .Select(g => new OptionFailure(nameof(o.Participants), $"the name '{g.Key}' is given to {g.Count()} participants")));
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.AddTwoPhaseCoordinator(builder.Configuration, configure);
+        return builder;
+    }
+
+    /// <inheritdoc cref="AddTwoPhaseCoordinator(IHostApplicationBuilder, Action{CoordinatorOptions}?)"/>
+    public static IServiceCollection AddTwoPhaseCoordinator(this IServiceCollection services, IConfiguration configuration, Action<CoordinatorOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configuration);
+        services.AddTwoPhase(configuration);
+        var options = services.AddTwoPhaseOptions<CoordinatorOptions>(configuration, CoordinatorOptions.SectionName, CoordinatorOptions.Check);
+        if (configure is not null)
+        {
+            options.Configure(configure);
+        }
+
         // The protocol's bounds bind straight into the pure core's settings, from the same section: no twin to map.
-        services.AddTwoPhaseOptions<CoordinatorSettings>(CoordinatorOptions.SectionName, CoordinatorOptions.Bounds)
-            .PostConfigure<IConfiguration>((settings, configuration) =>
+        var section = configuration.GetSection(CoordinatorOptions.SectionName);
+        services.AddTwoPhaseOptions<CoordinatorSettings>(configuration, CoordinatorOptions.SectionName, CoordinatorOptions.Bounds)
+            .PostConfigure(settings =>
             {
                 // Unless set, a duplicate waits as long as the first request can take to be decided, plus a second.
-                var section = configuration.GetSection(CoordinatorOptions.SectionName);
                 if (section[nameof(CoordinatorSettings.DuplicateWait)] is null && section[nameof(CoordinatorSettings.DuplicateWait) + "Ms"] is null)
                 {
                     settings.DuplicateWait = settings.PrepareDeadline + settings.DecisionTimeout + TimeSpan.FromSeconds(1);
                 }
             });
+        services.AddHttpClient(HttpParticipantTransport.ClientName)
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
+            {
+                // Keep-alive connections, pooled, many per participant: one per in-flight call under load.
+                PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+                PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30),
+                MaxConnectionsPerServer = 1024,
+                ConnectTimeout = TimeSpan.FromSeconds(2),
+                AutomaticDecompression = DecompressionMethods.None,
+                UseProxy = false,
+            })
+            .ConfigureHttpClient(c => c.Timeout = TimeSpan.FromSeconds(30));
         services.TryAddSingleton<SqlDecisionLog>();
         services.TryAddSingleton<IDecisionLog>(sp => sp.GetRequiredService<SqlDecisionLog>());
         services.TryAddSingleton(sp =>
@@ -61,16 +91,22 @@ public static class CoordinatorExtensions
         services.TryAddSingleton<TransactionAdmission>();
         services.AddSingleton<IStartupTask, DecisionLogSchema>();
         services.AddHostedService<CoordinatorRecovery>();
-        return builder;
+        return services;
     }
 
-    /// <summary>Configured participants by name; the reference storage and delivery services when none are configured.</summary>
+    /// <summary>
+    /// Configured participants by name. None configured is refused: a coordinator must not guess where its participants
+    /// are (it once sent PREPAREs to ports of the reference services and aborted every order on "unreachable").
+    /// </summary>
     public static IReadOnlyDictionary<string, ParticipantRef> ParticipantDirectory(CoordinatorOptions options)
     {
-        var configured = options.Participants.Count > 0
-            ? options.Participants
-            : [new() { Name = "storage", Url = "http://127.0.0.1:8002" }, new() { Name = "delivery", Url = "http://127.0.0.1:8001" }];
-        return configured.ToDictionary(
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Participants.Count == 0)
+        {
+            throw new InvalidOperationException($"{CoordinatorOptions.SectionName}:{nameof(CoordinatorOptions.Participants)}: {CoordinatorOptions.NoParticipants}");
+        }
+
+        return options.Participants.ToDictionary(
             p => p.Name,
             p => new ParticipantRef(p.Name, new Uri(p.Url.EndsWith('/') ? p.Url : p.Url + "/"), p.Protocol.Equals("legacy", StringComparison.OrdinalIgnoreCase)));
     }

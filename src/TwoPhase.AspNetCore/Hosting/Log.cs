@@ -50,9 +50,6 @@ internal static partial class Log
     [LoggerMessage(EventId = 60, Level = LogLevel.Warning, Message = "{Warning}")]
     public static partial void UnsafeDatabase(ILogger logger, string warning);
 
-    [LoggerMessage(EventId = 40, Level = LogLevel.Warning, Message = "Telemetry refresh failed; the database gauges keep their last values until it succeeds")]
-    public static partial void TelemetryRefreshFailed(ILogger logger, Exception exception);
-
     [LoggerMessage(EventId = 50, Level = LogLevel.Error, Message = "Unhandled exception in {Method} {Path}")]
     public static partial void UnhandledException(ILogger logger, string method, string path, Exception exception);
 }

@@ -2,7 +2,7 @@ using System.ComponentModel.DataAnnotations;
 
 namespace TwoPhase.AspNetCore;
 
-/// <summary>Settings shared by every TwoPhase service.</summary>
+/// <summary>Settings shared by every TwoPhase role, section <c>TwoPhase</c> (environment <c>TwoPhase__MaxBodyBytes</c>).</summary>
 public sealed class TwoPhaseOptions
 {
     public const string SectionName = "TwoPhase";
@@ -20,25 +20,30 @@ public sealed class TwoPhaseOptions
     /// </summary>
     public string? SecretFile { get; set; }
 
-    /// <summary>Largest request body accepted, in bytes.</summary>
+    /// <summary>Largest request body TwoPhase's own endpoints accept, in bytes; the host's other endpoints keep their own limits.</summary>
     [Range(1024, 16 * 1024 * 1024)]
     public int MaxBodyBytes { get; set; } = 64 * 1024;
 
     /// <summary>
-    /// Longest a request may run before it is cancelled with 504. Above the coordinator's prepare deadline plus
+    /// Longest a request to TwoPhase's own endpoints may run before it is cancelled with 504. Above the coordinator's prepare deadline plus
     /// decision timeout, so a slow order still gets its answer; an order's transaction itself is never cut.
     /// </summary>
     [Range(100, 600_000)]
     public int RequestTimeoutMs { get; set; } = 30_000;
 }
 
-/// <summary>The participant's bounds.</summary>
+/// <summary>The participant's bounds, section <c>TwoPhase:Participant</c>.</summary>
 public sealed class ParticipantOptions
 {
-    public const string SectionName = "Participant";
+    public const string SectionName = "TwoPhase:Participant";
 
-    /// <summary>Where to ask about transactions in doubt.</summary>
-    public string CoordinatorUrl { get; set; } = "http://127.0.0.1:8000";
+    /// <summary>
+    /// Where to ask about transactions in doubt (the coordinator's base URL). No default: a participant that cannot
+    /// ask would hold its prepared rows forever, so an unset value stops it at start, naming this key.
+    /// </summary>
+    [Required]
+    [Url]
+    public string CoordinatorUrl { get; set; } = "";
 
     /// <summary>A prepared row older than this asks the coordinator for the decision.</summary>
     [Range(100, 3_600_000)]
@@ -59,8 +64,11 @@ public sealed class ParticipantOptions
     [Range(50, 60_000)]
     public int QueryTimeoutMs { get; set; } = 2000;
 
-    /// <summary>Serve the old protocol's <c>/prepare</c>, <c>/commit</c>, <c>/rollback</c> at all.</summary>
-    public bool LegacyProtocol { get; set; } = true;
+    /// <summary>
+    /// Serve the old protocol's <c>/prepare</c>, <c>/commit</c>, <c>/rollback</c> at the root. Off by default: a new
+    /// participant has no old clients; the reference storage and delivery services switch it on.
+    /// </summary>
+    public bool LegacyProtocol { get; set; }
 
     /// <summary>
     /// Let callers use the old protocol without the shared secret, as the old system's coordinator did.

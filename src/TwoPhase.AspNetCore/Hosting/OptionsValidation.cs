@@ -12,10 +12,10 @@ public static class OptionsRegistration
 {
     /// <summary>
     /// Binds <typeparamref name="T"/> from <paramref name="section"/> and refuses a bad value when the host starts, with
-    /// a message naming the configuration key (<c>Coordinator:MaxInFlight: The field MaxInFlight must be ...</c>): the
+    /// a message naming the configuration key (<c>TwoPhase:Coordinator:MaxInFlight: The field MaxInFlight must be ...</c>): the
     /// data annotations of the class and of the items of its lists, and <paramref name="bounds"/> for a class that
     /// cannot carry annotations (one of another project). Every <see cref="TimeSpan"/> property also reads the older
-    /// key of the same name ending in <c>Ms</c>, as whole milliseconds (<c>Coordinator:PrepareDeadlineMs</c>), so
+    /// key of the same name ending in <c>Ms</c>, as whole milliseconds (<c>TwoPhase:Coordinator:PrepareDeadlineMs</c>), so
     /// configurations written before the options were durations keep working; setting both is refused.
     /// </summary>
     public static OptionsBuilder<T> AddTwoPhaseOptions<T>(this IServiceCollection services, string section, Func<T, IEnumerable<OptionFailure?>>? bounds = null)
@@ -25,6 +25,22 @@ public static class OptionsRegistration
         return services.AddOptions<T>()
             .BindConfiguration(section)
             .Configure<IConfiguration>((options, configuration) => MillisecondKeys.Apply(options, configuration.GetSection(section), section))
+            .ValidateOnStart();
+    }
+
+    /// <summary>
+    /// As <see cref="AddTwoPhaseOptions{T}(IServiceCollection, string, Func{T, IEnumerable{OptionFailure?}}?)"/>, read from
+    /// <paramref name="configuration"/> (the one given to an <c>IServiceCollection</c> registration) instead of the host's.
+    /// </summary>
+    public static OptionsBuilder<T> AddTwoPhaseOptions<T>(this IServiceCollection services, IConfiguration configuration, string section, Func<T, IEnumerable<OptionFailure?>>? bounds = null)
+        where T : class
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var keys = configuration.GetSection(section);
+        services.AddSingleton<IValidateOptions<T>>(new SectionValidator<T>(section, bounds));
+        return services.AddOptions<T>()
+            .Bind(keys)
+            .Configure(options => MillisecondKeys.Apply(options, keys, section))
             .ValidateOnStart();
     }
 }

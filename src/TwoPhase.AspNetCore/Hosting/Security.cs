@@ -1,16 +1,13 @@
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Http.Timeouts;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
@@ -22,22 +19,17 @@ public static class ProtectionExtensions
     /// <summary>The environment variable that supplies <see cref="TwoPhaseOptions.Secret"/> when configuration does not.</summary>
     public const string SecretVariable = "TWOPHASE_SECRET";
 
-    /// <summary>Auth between services, a problem detail for every error, and a bounded time for every request.</summary>
+    /// <summary>
+    /// Auth between services: the secret's resolution and the guard that checks it. Nothing here touches the host's
+    /// pipeline; TwoPhase's own route groups apply the guard, the body limit, the timeout and problem details
+    /// (<see cref="RouteGroups"/>).
+    /// </summary>
     internal static IServiceCollection AddTwoPhaseProtection(this IServiceCollection services)
     {
         // Secure by default: configured, else TWOPHASE_SECRET, else the owner-only cookie file (SecretCookie).
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<TwoPhaseOptions>, SecretResolver>());
         services.TryAddSingleton<ListenScope>();
         services.TryAddSingleton<SecretGuard>();
-        services.AddExceptionHandler<ProblemExceptionHandler>();
-        services.AddRequestTimeouts();
-        services.AddOptions<RequestTimeoutOptions>().Configure<IOptions<TwoPhaseOptions>>((timeouts, shared) =>
-            timeouts.DefaultPolicy = new RequestTimeoutPolicy
-            {
-                Timeout = TimeSpan.FromMilliseconds(shared.Value.RequestTimeoutMs),
-                TimeoutStatusCode = StatusCodes.Status504GatewayTimeout,
-            });
-        services.AddTransient<IStartupFilter, ProtectionStartupFilter>();
         return services;
     }
 }
@@ -126,14 +118,18 @@ public static class StrictJson
 }
 
 /// <summary>
-/// The last line of defence: an exception no endpoint handled becomes a problem detail without details
-/// (nothing about the internals leaks), and a bad request the server itself noticed keeps its 4xx.
+/// An exception becomes a problem detail without details (nothing about the internals leaks), and a bad request the
+/// server itself noticed keeps its 4xx. TwoPhase's route groups apply it to their own endpoints (<see cref="RouteGroups"/>);
+/// a host may opt in for its own with <c>services.AddExceptionHandler&lt;TwoPhaseExceptionHandler&gt;()</c> and
+/// <c>app.UseExceptionHandler()</c>, as the reference services do. TwoPhase never installs it for the host.
 /// </summary>
-internal sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILogger<ProblemExceptionHandler> logger) : IExceptionHandler
+public sealed class TwoPhaseExceptionHandler(ILogger<TwoPhaseExceptionHandler> logger) : IExceptionHandler
 {
-    public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
+    /// <summary>The status and title <paramref name="exception"/> is answered with.</summary>
+    public static (int Status, string Title) Classify(HttpContext httpContext, Exception exception)
     {
-        var (status, title) = exception switch
+        ArgumentNullException.ThrowIfNull(httpContext);
+        return exception switch
         {
             BadHttpRequestException bad => (bad.StatusCode, "Bad request."),
             OperationCanceledException when httpContext.RequestAborted.IsCancellationRequested => (StatusCodes.Status499ClientClosedRequest, "Request cancelled."),
@@ -142,52 +138,49 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems, I
             System.Data.Common.DbException or TimeoutException => (StatusCodes.Status503ServiceUnavailable, "The database is unavailable; retry shortly."),
             _ => (StatusCodes.Status500InternalServerError, "An unexpected error occurred."),
         };
+    }
+
+    /// <summary>Logs a server-side failure (a handled exception is not logged by the framework) and returns the problem to answer.</summary>
+    public static ProblemHttpResult Answer(HttpContext httpContext, Exception exception, ILogger logger)
+    {
+        ArgumentNullException.ThrowIfNull(httpContext);
+        var (status, title) = Classify(httpContext, exception);
         if (status >= StatusCodes.Status500InternalServerError)
         {
-            // A handled exception is not logged by the framework; without this line a 500 would leave no trace.
+            // Without this line a 500 would leave no trace.
             Log.UnhandledException(logger, httpContext.Request.Method, httpContext.Request.Path, exception);
         }
 
-        httpContext.Response.StatusCode = status;
         if (status == StatusCodes.Status503ServiceUnavailable)
         {
             httpContext.Response.Headers.RetryAfter = "1";
         }
 
-        return await problems.TryWriteAsync(new ProblemDetailsContext
-        {
-            HttpContext = httpContext,
-            // No Exception here: the log has it, the caller gets nothing about the internals.
-            ProblemDetails = { Status = status, Title = title },
-        });
+        // No exception in the body: the log has it, the caller gets nothing about the internals.
+        return Problems.Status(status, title);
+    }
+
+    public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
+    {
+        await Answer(httpContext, exception, logger).ExecuteAsync(httpContext);
+        return true;
     }
 }
 
-/// <summary>Wraps every service's pipeline: exception handler, problem bodies for bare status codes, request timeouts.</summary>
-internal sealed class ProtectionStartupFilter : IStartupFilter
+/// <summary>The body limit of TwoPhase's endpoints, also usable by a host for its own (the reference services do).</summary>
+public static class TwoPhaseBodyLimit
 {
-    public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
-    {
-        app.Use(RefuseOversizedBodiesAsync);
-        app.UseExceptionHandler();
-        // 404, 405 and the like from routing have no body; give them a problem detail like every other error.
-        app.UseStatusCodePages();
-        app.UseRequestTimeouts();
-        next(app);
-    };
-
     /// <summary>
-    /// 413 for a declared body over the limit, before auth or routing look at it. The connection is closed
-    /// after the answer; a body up to four times the limit is read and dropped first, because closing a socket
-    /// with unread bytes resets it and the client would lose the 413 (beyond that, the client loses it).
+    /// True when the request declared a body over <paramref name="max"/> bytes and was answered 413 (a problem detail).
+    /// The connection is closed after the answer; a body up to four times the limit is read and dropped first, because
+    /// closing a socket with unread bytes resets it and the client would lose the 413 (beyond that, the client loses it).
     /// </summary>
-    private static async Task RefuseOversizedBodiesAsync(HttpContext context, RequestDelegate next)
+    public static async Task<bool> RefuseOversizedAsync(HttpContext context, int max)
     {
-        var max = context.RequestServices.GetRequiredService<IOptions<TwoPhaseOptions>>().Value.MaxBodyBytes;
+        ArgumentNullException.ThrowIfNull(context);
         if (context.Request.ContentLength is not { } length || length <= max)
         {
-            await next(context);
-            return;
+            return false;
         }
 
         context.Response.Headers.Connection = "close";
@@ -204,11 +197,7 @@ internal sealed class ProtectionStartupFilter : IStartupFilter
             }
         }
 
-        context.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
-        await context.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
-        {
-            HttpContext = context,
-            ProblemDetails = { Status = StatusCodes.Status413PayloadTooLarge, Title = "Request body too large.", Detail = $"The limit is {max} bytes." },
-        });
+        await Problems.Status(StatusCodes.Status413PayloadTooLarge, "Request body too large.", $"The limit is {max} bytes.").ExecuteAsync(context);
+        return true;
     }
 }

@@ -1,15 +1,13 @@
-using System.Net;
-using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Json;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Npgsql;
 using TwoPhase.Persistence;
 using TwoPhase.Protocol;
 
@@ -24,72 +22,136 @@ public interface IStartupTask
     Task RunAsync(CancellationToken cancellationToken);
 }
 
+/// <summary>
+/// Registration of what every TwoPhase role shares (docs/api.md, "Configuration"). It registers TwoPhase's own
+/// services and options, all read from the section <c>TwoPhase</c>, and nothing of the host's: no URLs, Kestrel
+/// limits, JSON policy, problem-details service or middleware. TwoPhase's body limit, timeout, secret check, problem
+/// details and JSON apply to its own route groups only (<see cref="RouteGroups"/>).
+/// </summary>
 public static class HostingExtensions
 {
     /// <summary>
-    /// What every TwoPhase service needs: options, its database (SQLite file <paramref name="defaultSqliteFile"/>
-    /// unless configured otherwise), the clock, the protocol hooks, body limits and problem details.
+    /// The shared parts: <see cref="TwoPhaseOptions"/> (<c>TwoPhase:*</c>), the <see cref="Database"/>
+    /// (<c>TwoPhase:Database:*</c>), the clock, the protocol hooks, the shared secret, and the hosted service that
+    /// runs the <see cref="IStartupTask"/>s before the server listens. Calling it again adds only <paramref name="configure"/>.
     /// </summary>
-    public static WebApplicationBuilder AddTwoPhaseService(this WebApplicationBuilder builder, string defaultUrl, string defaultSqliteFile)
+    public static IHostApplicationBuilder AddTwoPhase(this IHostApplicationBuilder builder, Action<TwoPhaseOptions>? configure = null)
     {
-        var services = builder.Services;
-        if (string.IsNullOrEmpty(builder.Configuration[WebHostDefaults.ServerUrlsKey]))
-        {
-            // Loopback on the service's own port unless told otherwise (--urls, ASPNETCORE_URLS, Urls).
-            builder.WebHost.UseUrls(defaultUrl);
-        }
-
-        services.AddTwoPhaseOptions<TwoPhaseOptions>(TwoPhaseOptions.SectionName);
-        services.AddTwoPhaseOptions<DatabaseOptions>(DatabaseOptions.SectionName);
-        services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton(sp => Database.Create(sp.GetRequiredService<IOptions<DatabaseOptions>>().Value, defaultSqliteFile));
-        services.TryAddSingleton<IProtocolHooks>(sp => CrashPointHooks.FromEnvironment() is { } point
-            ? new CrashPointHooks(point, sp.GetRequiredService<ILogger<CrashPointHooks>>())
-            : NoProtocolHooks.Instance);
-        services.AddProblemDetails();
-        services.AddTwoPhaseProtection();
-        services.Configure<JsonOptions>(o => o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.CamelCase);
-        var maxBody = builder.Configuration.GetValue($"{TwoPhaseOptions.SectionName}:{nameof(TwoPhaseOptions.MaxBodyBytes)}", new TwoPhaseOptions().MaxBodyBytes);
-        builder.WebHost.ConfigureKestrel(k =>
-        {
-            k.Limits.MaxRequestBodySize = maxBody;
-            k.Limits.MaxRequestHeadersTotalSize = 32 * 1024;
-            k.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(10);
-            k.Limits.MaxConcurrentConnections = 10_000;
-        });
-        services.AddHttpClient(HttpParticipantTransport.ClientName)
-            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
-            {
-                // Keep-alive connections, pooled, many per participant: one per in-flight call under load.
-                PooledConnectionLifetime = TimeSpan.FromMinutes(5),
-                PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30),
-                MaxConnectionsPerServer = 1024,
-                ConnectTimeout = TimeSpan.FromSeconds(2),
-                AutomaticDecompression = DecompressionMethods.None,
-                UseProxy = false,
-            })
-            .ConfigureHttpClient(c => c.Timeout = TimeSpan.FromSeconds(30));
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.AddTwoPhase(builder.Configuration, configure);
         return builder;
     }
 
-    /// <summary>Wait for the database (bounded), then run every <see cref="IStartupTask"/> in order.</summary>
-    public static async Task InitializeTwoPhaseAsync(this WebApplication app, CancellationToken cancellationToken = default)
+    /// <inheritdoc cref="AddTwoPhase(IHostApplicationBuilder, Action{TwoPhaseOptions}?)"/>
+    public static IServiceCollection AddTwoPhase(this IServiceCollection services, IConfiguration configuration, Action<TwoPhaseOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configuration);
+        if (configure is not null)
+        {
+            services.Configure(configure);
+        }
+
+        // The role registrations call this too: register the shared parts once, whoever comes first.
+        if (services.Any(d => d.ServiceType == typeof(TwoPhaseStartup)))
+        {
+            return services;
+        }
+
+        services.AddTwoPhaseOptions<TwoPhaseOptions>(configuration, TwoPhaseOptions.SectionName);
+        services.AddTwoPhaseOptions<DatabaseOptions>(configuration, DatabaseOptions.SectionName)
+            .PostConfigure(o =>
+            {
+                if (string.IsNullOrWhiteSpace(o.ConnectionString) && configuration.GetConnectionString(o.ConnectionStringName) is { Length: > 0 } named)
+                {
+                    o.ConnectionString = named;
+                }
+            });
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton(sp => Database.Create(
+            sp.GetRequiredService<IOptions<DatabaseOptions>>().Value,
+            sp.GetService<IHostEnvironment>()?.ContentRootPath,
+            sp.GetService<NpgsqlDataSource>()));
+        services.TryAddSingleton<IProtocolHooks>(sp => CrashPointHooks.FromEnvironment() is { } point
+            ? new CrashPointHooks(point, sp.GetRequiredService<ILogger<CrashPointHooks>>())
+            : NoProtocolHooks.Instance);
+        services.AddTwoPhaseProtection();
+        services.TryAddSingleton<TwoPhaseStartup>();
+        // Hosted services start, in the order registered, before the server listens: the schema exists before the
+        // first request, and before the recovery loops the roles register after this.
+        services.AddHostedService(sp => new TwoPhaseStartupService(sp.GetRequiredService<TwoPhaseStartup>()));
+        return services;
+    }
+
+    /// <summary>
+    /// Runs what the hosted service registered by <see cref="AddTwoPhase(IHostApplicationBuilder, Action{TwoPhaseOptions}?)"/>
+    /// runs at start, now: checks every option, waits for the database (bounded), then runs every <see cref="IStartupTask"/>
+    /// in order. Idempotent: once it has succeeded, a second call, and the hosted service, do nothing.
+    /// </summary>
+    public static Task InitializeTwoPhaseAsync(this IHost app, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        return app.Services.GetRequiredService<TwoPhaseStartup>().RunAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// <c>/health/live</c> (the process answers) and <c>/health/ready</c> (its database answers), in a TwoPhase group
+    /// without the secret check, so probes need no credentials.
+    /// </summary>
+    public static RouteGroupBuilder MapTwoPhaseHealth(this IEndpointRouteBuilder endpoints)
+    {
+        var health = endpoints.MapTwoPhaseGroup("/health", TwoPhaseGroup.Health).ExcludeFromDescription();
+        health.MapGet("/live", () => TypedResults.Ok(new { status = "live" }));
+        health.MapGet("/ready", async Task<IResult> (Database db, CancellationToken ct) =>
+            await db.PingAsync(ct)
+                ? TypedResults.Ok(new { status = "ready", database = db.Dialect.ToString().ToLowerInvariant() })
+                : Problems.Status(StatusCodes.Status503ServiceUnavailable, "Database unreachable."));
+        return health;
+    }
+}
+
+/// <summary>The start-up work, run once: by the hosted service, or earlier by an explicit <c>InitializeTwoPhaseAsync</c>.</summary>
+internal sealed class TwoPhaseStartup(IServiceProvider services)
+{
+    private const int MaxDatabaseAttempts = 60;
+    private readonly SemaphoreSlim _once = new(1, 1);
+    private bool _done;
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        await _once.WaitAsync(cancellationToken);
+        try
+        {
+            if (!_done)
+            {
+                await InitializeAsync(cancellationToken);
+                _done = true;
+            }
+        }
+        finally
+        {
+            _once.Release();
+        }
+    }
+
+    private async Task InitializeAsync(CancellationToken cancellationToken)
     {
         // Every options class first (the shared secret among them: a refused cookie file), so a bad setting stops the
         // service at once with its key named, before it waits up to a minute for its database.
-        app.Services.GetService<IStartupValidator>()?.Validate();
-        _ = app.Services.GetRequiredService<IOptions<TwoPhaseOptions>>().Value;
-        var db = app.Services.GetRequiredService<Database>();
-        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("TwoPhase.Startup");
+        services.GetService<IStartupValidator>()?.Validate();
+        _ = services.GetRequiredService<IOptions<TwoPhaseOptions>>().Value;
+        var db = services.GetRequiredService<Database>();
+        var time = services.GetRequiredService<TimeProvider>();
+        var logger = services.GetRequiredService<ILoggerFactory>().CreateLogger("TwoPhase.Startup");
         // A service restarted together with its database must not die because the database is a second late.
         for (var attempt = 1; !await db.PingAsync(cancellationToken); attempt++)
         {
-            if (attempt >= 60)
+            if (attempt >= MaxDatabaseAttempts)
             {
-                throw new InvalidOperationException($"The database ({db.Describe()}) did not answer within 60 attempts.");
+                throw new InvalidOperationException($"The database ({db.Describe()}) did not answer within {MaxDatabaseAttempts} attempts.");
             }
 
-            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
+            await Task.Delay(TimeSpan.FromSeconds(1), time, cancellationToken);
         }
 
         // Refuses to start on a server that does not keep what the protocol forces (fsync=off), unless allowed.
@@ -98,22 +160,19 @@ public static class HostingExtensions
             Log.UnsafeDatabase(logger, warning);
         }
 
-        foreach (var task in app.Services.GetServices<IStartupTask>().OrderBy(t => t.Order))
+        foreach (var task in services.GetServices<IStartupTask>().OrderBy(t => t.Order))
         {
             await task.RunAsync(cancellationToken);
         }
 
         Log.DatabaseReady(logger, db.Describe());
     }
+}
 
-    /// <summary><c>/health/live</c> (the process answers) and <c>/health/ready</c> (its database answers).</summary>
-    public static IEndpointRouteBuilder MapTwoPhaseHealth(this IEndpointRouteBuilder endpoints)
-    {
-        endpoints.MapGet("/health/live", () => TypedResults.Ok(new { status = "live" })).ExcludeFromDescription();
-        endpoints.MapGet("/health/ready", async Task<IResult> (Database db, CancellationToken ct) =>
-            await db.PingAsync(ct)
-                ? TypedResults.Ok(new { status = "ready", database = db.Dialect.ToString().ToLowerInvariant() })
-                : Problems.Status(StatusCodes.Status503ServiceUnavailable, "Database unreachable.")).ExcludeFromDescription();
-        return endpoints;
-    }
+/// <summary>Runs <see cref="TwoPhaseStartup"/> as the host starts; a failure stops the host with its reason.</summary>
+internal sealed class TwoPhaseStartupService(TwoPhaseStartup startup) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken) => startup.RunAsync(cancellationToken);
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

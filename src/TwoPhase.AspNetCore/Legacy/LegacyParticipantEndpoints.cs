@@ -21,7 +21,7 @@ public static class LegacyParticipantEndpoints
     /// </summary>
     public static RouteGroupBuilder MapTwoPhaseLegacyParticipant(this IEndpointRouteBuilder endpoints)
     {
-        var legacy = endpoints.MapTwoPhaseGroup("/", TwoPhaseGroup.Legacy).RequireTwoPhaseSecretForLegacy().WithTags("Old protocol");
+        var legacy = endpoints.MapTwoPhaseGroup("/", TwoPhaseGroup.Legacy).WithTags("Old protocol");
         if (endpoints.ServiceProvider.GetService<IOptions<ParticipantOptions>>()?.Value.LegacyProtocol == false)
         {
             return legacy;

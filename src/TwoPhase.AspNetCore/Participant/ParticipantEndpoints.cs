@@ -39,14 +39,14 @@ public static class ParticipantEndpoints
     public static RouteGroupBuilder MapTwoPhaseParticipant(this IEndpointRouteBuilder endpoints)
     {
         var all = endpoints.MapGroup(string.Empty);
-        var group = all.MapTwoPhaseGroup("/v1/transactions", TwoPhaseGroup.Protocol).RequireTwoPhaseSecret().WithTags("2PC participant");
+        var group = all.MapTwoPhaseGroup("/v1/transactions", TwoPhaseGroup.Protocol).WithTags("2PC participant");
         group.MapPost("/batch", BatchAsync);
         group.MapPost("/{id}/prepare", PrepareAsync);
         group.MapPost("/{id}/commit", (string id, LedgerParticipant p, ILoggerFactory l, CancellationToken ct) => DecideAsync(id, Decision.Commit, p, l, ct));
         group.MapPost("/{id}/abort", (string id, LedgerParticipant p, ILoggerFactory l, CancellationToken ct) => DecideAsync(id, Decision.Abort, p, l, ct));
         group.MapGet("/{id}", GetAsync);
         group.MapGet("/", ListAsync);
-        all.MapTwoPhaseGroup("/v1/admin", TwoPhaseGroup.Admin).RequireTwoPhaseSecret().WithTags("Admin").MapGet("/prepared", PreparedAsync);
+        all.MapTwoPhaseGroup("/v1/admin", TwoPhaseGroup.Admin).WithTags("Admin").MapGet("/prepared", PreparedAsync);
         return all;
     }
 

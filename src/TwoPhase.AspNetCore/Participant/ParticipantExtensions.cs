@@ -1,6 +1,7 @@
-using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
 using TwoPhase.Persistence;
 
 namespace TwoPhase.AspNetCore;
@@ -10,21 +11,51 @@ public static class ParticipantExtensions
 {
     public const string CoordinatorClientName = "twophase-coordinator";
 
-    /// <summary>A participant: the ledger engine over <typeparamref name="TResources"/>, and the in-doubt resolver.</summary>
-    public static WebApplicationBuilder AddTwoPhaseParticipant<TResources, TRules>(this WebApplicationBuilder builder)
+    /// <summary>
+    /// A participant over <typeparamref name="TResources"/>, reading <c>TwoPhase:Participant</c> (and the shared parts,
+    /// <see cref="HostingExtensions.AddTwoPhase(IHostApplicationBuilder, Action{TwoPhaseOptions}?)"/>). Without
+    /// <c>TwoPhase:Participant:CoordinatorUrl</c> the host refuses to start, naming the key.
+    /// </summary>
+    public static IHostApplicationBuilder AddTwoPhaseParticipant<TResources>(this IHostApplicationBuilder builder, Action<ParticipantOptions>? configure = null)
+        where TResources : class, IResourceManager
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.AddTwoPhaseParticipant<TResources>(builder.Configuration, configure);
+        return builder;
+    }
+
+    /// <summary>
+    /// As <see cref="AddTwoPhaseParticipant{TResources}(IHostApplicationBuilder, Action{ParticipantOptions}?)"/>, with
+    /// <typeparamref name="TRules"/> checking PREPARE bodies (and, when it implements it, mapping the old protocol's).
+    /// </summary>
+    public static IHostApplicationBuilder AddTwoPhaseParticipant<TResources, TRules>(this IHostApplicationBuilder builder, Action<ParticipantOptions>? configure = null)
         where TResources : class, IResourceManager
         where TRules : class, IPrepareRules
     {
-        var services = builder.Services;
-        services.AddOptions<ParticipantOptions>().BindConfiguration(ParticipantOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.TryAddSingleton<IPrepareRules, TRules>();
+        return builder.AddTwoPhaseParticipant<TResources>(configure);
+    }
+
+    /// <inheritdoc cref="AddTwoPhaseParticipant{TResources}(IHostApplicationBuilder, Action{ParticipantOptions}?)"/>
+    public static IServiceCollection AddTwoPhaseParticipant<TResources>(this IServiceCollection services, IConfiguration configuration, Action<ParticipantOptions>? configure = null)
+        where TResources : class, IResourceManager
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        services.AddTwoPhase(configuration);
+        var options = services.AddTwoPhaseOptions<ParticipantOptions>(configuration, ParticipantOptions.SectionName);
+        if (configure is not null)
+        {
+            options.Configure(configure);
+        }
+
         services.TryAddSingleton<TResources>();
         services.TryAddSingleton<IResourceManager>(sp => sp.GetRequiredService<TResources>());
-        services.TryAddSingleton<IPrepareRules, TRules>();
         services.TryAddSingleton<LedgerParticipant>();
         services.AddSingleton<IStartupTask, LedgerSchema>();
         services.AddHostedService<InDoubtResolver>();
         services.AddHttpClient(CoordinatorClientName);
-        return builder;
+        return services;
     }
 
     private sealed class LedgerSchema(LedgerParticipant participant) : IStartupTask

@@ -320,7 +320,7 @@ internal static class BenchCommand
             // --allow-non-durable: the services refuse a server with fsync=off unless told the same. The runtime's JIT
             // settings are the defaults (tiered, with dynamic PGO); the warm-up gives them time to reach the steady state
             // (docs/performance.md). DOTNET_* variables set for the bench are inherited by the services, to compare other settings.
-            ExtraEnvironment = new Dictionary<string, string>(StringComparer.Ordinal) { ["Database__AllowUnsafeFsyncOff"] = settings.AllowNonDurable ? "true" : "false" },
+            ExtraEnvironment = new Dictionary<string, string>(StringComparer.Ordinal) { ["TwoPhase__Database__AllowUnsafeFsyncOff"] = settings.AllowNonDurable ? "true" : "false" },
         });
 
     private static Task<WindowResult> RunWorkloadAsync(

@@ -33,7 +33,7 @@ public sealed class Services : IAsyncLifetime
             SeedEnabled = true,
             LogLevel = "Warning",
             // Loopback would leave the old protocol open by default; the operator closes it here, so it must need the secret.
-            ExtraEnvironment = new Dictionary<string, string> { ["Participant__AllowUnauthenticatedLegacy"] = "false" },
+            ExtraEnvironment = new Dictionary<string, string> { ["TwoPhase__Participant__AllowUnauthenticatedLegacy"] = "false" },
         });
         foreach (var svc in ServiceKinds.All)
         {

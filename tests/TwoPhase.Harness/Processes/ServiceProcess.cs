@@ -19,7 +19,7 @@ public sealed class ServiceProcess : IAsyncDisposable
     // Configuration a developer's or CI's shell might carry that must not leak into a service under test: the
     // services' own sections, the host's settings, and every TWOPHASE_* variable (a secret, a crash point).
     private static readonly string[] ScrubbedPrefixes =
-        ["Database__", "Coordinator__", "Participant__", "Seed__", "TwoPhase__", "Storage__", "Orders__", "Telemetry__", "Logging__", "ASPNETCORE_", "DOTNET_ENVIRONMENT", "URLS", "TWOPHASE_"];
+        ["Seed__", "TwoPhase__", "Storage__", "Orders__", "Telemetry__", "Logging__", "ASPNETCORE_", "DOTNET_ENVIRONMENT", "URLS", "TWOPHASE_"];
 
     private readonly Lock _gate = new();
     private readonly string _dotnet;

@@ -162,14 +162,14 @@ public sealed class ReferenceSystem : IAsyncDisposable
 
         if (Databases is { } databases)
         {
-            env["Database__Provider"] = "postgres";
-            env["Database__ConnectionString"] = databases.ConnectionStrings[kind];
-            env["Database__MaxPoolSize"] = (Options.PoolSizePerService ?? databases.PoolSizePerService).ToString(CultureInfo.InvariantCulture);
+            env["TwoPhase__Database__Provider"] = "postgres";
+            env["TwoPhase__Database__ConnectionString"] = databases.ConnectionStrings[kind];
+            env["TwoPhase__Database__MaxPoolSize"] = (Options.PoolSizePerService ?? databases.PoolSizePerService).ToString(CultureInfo.InvariantCulture);
         }
         else
         {
-            env["Database__Provider"] = "sqlite";
-            env["Database__ConnectionString"] = $"Data Source={Path.Combine(Folder, kind.ShortName() + ".db")}";
+            env["TwoPhase__Database__Provider"] = "sqlite";
+            env["TwoPhase__Database__ConnectionString"] = $"Data Source={Path.Combine(Folder, kind.ShortName() + ".db")}";
         }
 
         if (kind == ServiceKind.Order)
@@ -179,21 +179,21 @@ public sealed class ReferenceSystem : IAsyncDisposable
             foreach (var participant in new[] { ServiceKind.Storage, ServiceKind.Delivery })
             {
                 var url = _proxies.TryGetValue(participant, out var proxy) ? proxy.Url : UrlOf(participant);
-                env[$"Coordinator__Participants__{index}__Name"] = participant.ShortName();
-                env[$"Coordinator__Participants__{index}__Url"] = url.GetLeftPart(UriPartial.Authority);
-                env[$"Coordinator__Participants__{index}__Protocol"] = participant == ServiceKind.Delivery ? Options.DeliveryProtocol : "v1";
+                env[$"TwoPhase__Coordinator__Participants__{index}__Name"] = participant.ShortName();
+                env[$"TwoPhase__Coordinator__Participants__{index}__Url"] = url.GetLeftPart(UriPartial.Authority);
+                env[$"TwoPhase__Coordinator__Participants__{index}__Protocol"] = participant == ServiceKind.Delivery ? Options.DeliveryProtocol : "v1";
                 index++;
             }
 
-            env["Coordinator__BatchMessages"] = Options.BatchMessages ? "true" : "false";
+            env["TwoPhase__Coordinator__BatchMessages"] = Options.BatchMessages ? "true" : "false";
             if (Options.PrepareDeadlineMs is { } deadline)
             {
-                env["Coordinator__PrepareDeadlineMs"] = deadline.ToString(CultureInfo.InvariantCulture);
+                env["TwoPhase__Coordinator__PrepareDeadlineMs"] = deadline.ToString(CultureInfo.InvariantCulture);
             }
         }
         else
         {
-            env["Participant__CoordinatorUrl"] = UrlOf(ServiceKind.Order).GetLeftPart(UriPartial.Authority);
+            env["TwoPhase__Participant__CoordinatorUrl"] = UrlOf(ServiceKind.Order).GetLeftPart(UriPartial.Authority);
         }
 
         foreach (var (key, value) in Options.Recovery?.For(kind) ?? [])

@@ -36,15 +36,15 @@ public sealed record RecoverySettings
     public IEnumerable<(string Key, int? Value)> For(ServiceKind kind) => kind == ServiceKind.Order
         ?
         [
-            ("Coordinator__RecoveryIntervalMs", CoordinatorScanMs),
-            ("Coordinator__DecisionTimeoutMs", DecisionTimeoutMs),
-            ("Coordinator__RetryMaxDelayMs", CoordinatorRetryMaxDelayMs),
+            ("TwoPhase__Coordinator__RecoveryIntervalMs", CoordinatorScanMs),
+            ("TwoPhase__Coordinator__DecisionTimeoutMs", DecisionTimeoutMs),
+            ("TwoPhase__Coordinator__RetryMaxDelayMs", CoordinatorRetryMaxDelayMs),
         ]
         :
         [
-            ("Participant__InDoubtAfterMs", InDoubtAfterMs),
-            ("Participant__CheckIntervalMs", ParticipantCheckMs),
-            ("Participant__RetryMaxDelayMs", ParticipantRetryMaxDelayMs),
+            ("TwoPhase__Participant__InDoubtAfterMs", InDoubtAfterMs),
+            ("TwoPhase__Participant__CheckIntervalMs", ParticipantCheckMs),
+            ("TwoPhase__Participant__RetryMaxDelayMs", ParticipantRetryMaxDelayMs),
         ];
 }
 
@@ -80,7 +80,7 @@ public sealed record SystemOptions
     /// <summary>Start of the PostgreSQL database names (lowercase letters, digits, underscores); null: a random one.</summary>
     public string? DatabasePrefix { get; init; }
 
-    /// <summary><c>Database__MaxPoolSize</c> of each service; null: what the servers' connection limits allow.</summary>
+    /// <summary><c>TwoPhase__Database__MaxPoolSize</c> of each service; null: what the servers' connection limits allow.</summary>
     public int? PoolSizePerService { get; init; }
 
     /// <summary>Leave the PostgreSQL databases in place at disposal, for a look after the run.</summary>
@@ -119,7 +119,7 @@ public sealed record SystemOptions
     /// <summary>The coordinator batches protocol messages (the default) or sends one request per message.</summary>
     public bool BatchMessages { get; init; } = true;
 
-    /// <summary><c>Coordinator__PrepareDeadlineMs</c>; null: the service's default.</summary>
+    /// <summary><c>TwoPhase__Coordinator__PrepareDeadlineMs</c>; null: the service's default.</summary>
     public int? PrepareDeadlineMs { get; init; }
 
     /// <summary>Recovery intervals; null: the services' defaults.</summary>

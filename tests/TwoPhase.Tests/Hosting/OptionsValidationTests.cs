@@ -17,12 +17,26 @@ namespace TwoPhase.Tests.Hosting;
 /// </summary>
 public sealed class OptionsValidationTests
 {
+    /// <summary>What every role must be told (no defaults for them); a test's own settings come after and win.</summary>
+    private static readonly (string Key, string Value)[] Required =
+    [
+        ("TwoPhase:Secret", "options-test-secret"),
+        ("TwoPhase:Database:SqliteFile", Path.Combine(Path.GetTempPath(), "twophase-options-test.db")),
+        ("TwoPhase:Coordinator:Participants:0:Name", "storage"),
+        ("TwoPhase:Coordinator:Participants:0:Url", "http://127.0.0.1:8002"),
+        ("TwoPhase:Participant:CoordinatorUrl", "http://127.0.0.1:8000"),
+    ];
+
     /// <summary>The registrations of the three services, the one a bad key belongs to among them.</summary>
-    private static WebApplication Build(params (string Key, string Value)[] settings)
+    private static WebApplication Build(params (string Key, string? Value)[] settings) => Build(Required.Select(r => (r.Key, (string?)r.Value)).Concat(settings));
+
+    private static WebApplication Build(IEnumerable<(string Key, string? Value)> settings)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Development" });
-        builder.Configuration.AddInMemoryCollection(settings.Select(s => new KeyValuePair<string, string?>(s.Key, s.Value)).Append(new("TwoPhase:Secret", "options-test-secret")));
-        builder.AddTwoPhaseService(defaultUrl: "http://127.0.0.1:1", defaultSqliteFile: Path.Combine(Path.GetTempPath(), "twophase-options-test.db"));
+        // Only the test's settings: the test folder holds a service's appsettings.json, and the shell may hold variables.
+        builder.Configuration.Sources.Clear();
+        builder.Configuration.AddInMemoryCollection(settings.GroupBy(s => s.Key).Select(g => new KeyValuePair<string, string?>(g.Key, g.Last().Value)));
+        builder.AddTwoPhase();
         builder.AddTwoPhaseTelemetry();
         builder.AddTwoPhaseCoordinator();
         builder.AddTwoPhaseParticipant<StockReservations, OrderLinesRules>();
@@ -37,23 +51,23 @@ public sealed class OptionsValidationTests
     {
         { "TwoPhase:MaxBodyBytes", "10", "TwoPhase:MaxBodyBytes" },
         { "TwoPhase:RequestTimeoutMs", "0", "TwoPhase:RequestTimeoutMs" },
-        { "Database:Provider", "oracle", "Database:Provider" },
-        { "Database:MaxPoolSize", "0", "Database:MaxPoolSize" },
-        { "Database:LockTimeoutMs", "-1", "Database:LockTimeoutMs" },
-        { "Coordinator:MaxInFlight", "0", "Coordinator:MaxInFlight" },
-        { "Coordinator:RecoveryInterval", "00:00:00", "Coordinator:RecoveryInterval" },
-        { "Coordinator:RecoveryIntervalMs", "10", "Coordinator:RecoveryInterval (or RecoveryIntervalMs" },
-        { "Coordinator:AdmissionQueueTimeoutMs", "0", "Coordinator:AdmissionQueueTimeout (or AdmissionQueueTimeoutMs" },
-        { "Coordinator:PrepareDeadlineMs", "10", "Coordinator:PrepareDeadline (or PrepareDeadlineMs" },
-        { "Coordinator:DecisionTimeout", "00:30:00", "Coordinator:DecisionTimeout" },
-        { "Coordinator:RetryMaxDelayMs", "0", "Coordinator:RetryMaxDelay" },
-        { "Coordinator:AbandonGraceMs", "soon", "Coordinator:AbandonGraceMs" },
-        { "Coordinator:RecoveryBatchSize", "0", "Coordinator:RecoveryBatchSize" },
-        { "Coordinator:Participants:0:Url", "not a url", "Coordinator:Participants:0:Url" },
-        { "Coordinator:Participants:0:Protocol", "lgacy", "Coordinator:Participants:0:Protocol" },
+        { "TwoPhase:Database:Provider", "oracle", "TwoPhase:Database:Provider" },
+        { "TwoPhase:Database:MaxPoolSize", "0", "TwoPhase:Database:MaxPoolSize" },
+        { "TwoPhase:Database:LockTimeoutMs", "-1", "TwoPhase:Database:LockTimeoutMs" },
+        { "TwoPhase:Coordinator:MaxInFlight", "0", "TwoPhase:Coordinator:MaxInFlight" },
+        { "TwoPhase:Coordinator:RecoveryInterval", "00:00:00", "TwoPhase:Coordinator:RecoveryInterval" },
+        { "TwoPhase:Coordinator:RecoveryIntervalMs", "10", "TwoPhase:Coordinator:RecoveryInterval (or RecoveryIntervalMs" },
+        { "TwoPhase:Coordinator:AdmissionQueueTimeoutMs", "0", "TwoPhase:Coordinator:AdmissionQueueTimeout (or AdmissionQueueTimeoutMs" },
+        { "TwoPhase:Coordinator:PrepareDeadlineMs", "10", "TwoPhase:Coordinator:PrepareDeadline (or PrepareDeadlineMs" },
+        { "TwoPhase:Coordinator:DecisionTimeout", "00:30:00", "TwoPhase:Coordinator:DecisionTimeout" },
+        { "TwoPhase:Coordinator:RetryMaxDelayMs", "0", "TwoPhase:Coordinator:RetryMaxDelay" },
+        { "TwoPhase:Coordinator:AbandonGraceMs", "soon", "TwoPhase:Coordinator:AbandonGraceMs" },
+        { "TwoPhase:Coordinator:RecoveryBatchSize", "0", "TwoPhase:Coordinator:RecoveryBatchSize" },
+        { "TwoPhase:Coordinator:Participants:0:Url", "not a url", "TwoPhase:Coordinator:Participants:0:Url" },
+        { "TwoPhase:Coordinator:Participants:0:Protocol", "lgacy", "TwoPhase:Coordinator:Participants:0:Protocol" },
         { "TwoPhase:Telemetry:TraceSampleRatio", "2", "TwoPhase:Telemetry:TraceSampleRatio" },
         { "TwoPhase:Telemetry:RefreshIntervalMs", "1", "TwoPhase:Telemetry:RefreshIntervalMs" },
-        { "Participant:InDoubtAfterMs", "1", "InDoubtAfterMs" },
+        { "TwoPhase:Participant:InDoubtAfterMs", "1", "TwoPhase:Participant:InDoubtAfterMs" },
         { "Storage:MaxLines", "0", "Storage:MaxLines" },
         { "Seed:Products:0:Stock", "-5", "Seed:Products:0:Stock" },
         { "Seed:Couriers", "-1", "Seed:Couriers" },
@@ -67,12 +81,10 @@ public sealed class OptionsValidationTests
     public async Task BadSetting_RefusedAtStart_NamingTheKey(string key, string value, string named)
     {
         // A participant needs its name and URL for the one bad field of it to be the only fault.
-        var settings = key.StartsWith("Coordinator:Participants:0:", StringComparison.Ordinal)
-            ? new[] { ("Coordinator:Participants:0:Name", "storage"), ("Coordinator:Participants:0:Url", "http://127.0.0.1:8002"), (key, value) }
-            : key.StartsWith("Seed:Products:0:", StringComparison.Ordinal)
+        var settings = key.StartsWith("Seed:Products:0:", StringComparison.Ordinal)
                 ? new[] { ("Seed:Products:0:Sku", "bolt"), ("Seed:Products:0:Name", "Bolt"), (key, value) }
                 : new[] { (key, value) };
-        await using var app = Build(settings.GroupBy(s => s.Item1).Select(g => g.Last()).ToArray());
+        await using var app = Build(settings.Select(s => (s.Item1, (string?)s.Item2)).ToArray());
 
         var refused = Assert.ThrowsAny<Exception>(() => app.Services.GetRequiredService<IStartupValidator>().Validate());
 
@@ -96,11 +108,11 @@ public sealed class OptionsValidationTests
     public async Task MillisecondKeys_StillSetTheDurations_AndTheDuplicateWaitFollows()
     {
         await using var app = Build(
-            ("Coordinator:PrepareDeadlineMs", "10000"),
-            ("Coordinator:DecisionTimeout", "00:00:03"),
-            ("Coordinator:RecoveryIntervalMs", "250"),
-            ("Coordinator:AdmissionQueueTimeoutMs", "1500"),
-            ("Coordinator:AbandonGraceMs", "0"));
+            ("TwoPhase:Coordinator:PrepareDeadlineMs", "10000"),
+            ("TwoPhase:Coordinator:DecisionTimeout", "00:00:03"),
+            ("TwoPhase:Coordinator:RecoveryIntervalMs", "250"),
+            ("TwoPhase:Coordinator:AdmissionQueueTimeoutMs", "1500"),
+            ("TwoPhase:Coordinator:AbandonGraceMs", "0"));
 
         app.Services.GetRequiredService<IStartupValidator>().Validate();
 
@@ -117,23 +129,49 @@ public sealed class OptionsValidationTests
     [Fact]
     public async Task DurationSetUnderBothKeys_Refused()
     {
-        await using var app = Build(("Coordinator:PrepareDeadline", "00:00:03"), ("Coordinator:PrepareDeadlineMs", "3000"));
+        await using var app = Build(("TwoPhase:Coordinator:PrepareDeadline", "00:00:03"), ("TwoPhase:Coordinator:PrepareDeadlineMs", "3000"));
 
         var refused = Assert.ThrowsAny<Exception>(() => app.Services.GetRequiredService<IStartupValidator>().Validate());
 
-        Assert.Contains("Coordinator:PrepareDeadline and Coordinator:PrepareDeadlineMs are both set", Describe(refused), StringComparison.Ordinal);
+        Assert.Contains("TwoPhase:Coordinator:PrepareDeadline and TwoPhase:Coordinator:PrepareDeadlineMs are both set", Describe(refused), StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task TwoParticipantsOfOneName_Refused()
     {
         await using var app = Build(
-            ("Coordinator:Participants:0:Name", "storage"), ("Coordinator:Participants:0:Url", "http://127.0.0.1:8002"),
-            ("Coordinator:Participants:1:Name", "storage"), ("Coordinator:Participants:1:Url", "http://127.0.0.1:8001"));
+            ("TwoPhase:Coordinator:Participants:0:Name", "storage"), ("TwoPhase:Coordinator:Participants:0:Url", "http://127.0.0.1:8002"),
+            ("TwoPhase:Coordinator:Participants:1:Name", "storage"), ("TwoPhase:Coordinator:Participants:1:Url", "http://127.0.0.1:8001"));
 
         var refused = Assert.ThrowsAny<Exception>(() => app.Services.GetRequiredService<IStartupValidator>().Validate());
 
-        Assert.Contains("Coordinator:Participants: the name 'storage' is given to 2 participants", Describe(refused), StringComparison.Ordinal);
+        Assert.Contains("TwoPhase:Coordinator:Participants: the name 'storage' is given to 2 participants", Describe(refused), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("TwoPhase:Coordinator:Participants:0:Name", "TwoPhase:Coordinator:Participants: no participants are configured")]
+    [InlineData("TwoPhase:Participant:CoordinatorUrl", "TwoPhase:Participant:CoordinatorUrl: The CoordinatorUrl field is required")]
+    public async Task RoleWithoutItsPeers_RefusedAtStart_NamingTheKey(string unset, string named)
+    {
+        // No silent defaults: a coordinator without participants once sent PREPAREs to :8002 and :8001, and a
+        // participant without a coordinator URL asked :8000, whatever the deployment.
+        var settings = Required.Where(r => r.Key != unset && !(unset.Contains(":Participants:", StringComparison.Ordinal) && r.Key.Contains(":Participants:", StringComparison.Ordinal)));
+        await using var app = Build(settings.Select(s => (s.Key, (string?)s.Value)));
+
+        var refused = Assert.ThrowsAny<Exception>(() => app.Services.GetRequiredService<IStartupValidator>().Validate());
+
+        Assert.Contains(named, Describe(refused), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task OldRootSections_AreNotRead()
+    {
+        // The host's own "Database" or "Coordinator" sections are the host's: TwoPhase reads only under TwoPhase:.
+        await using var app = Build(("Database:Provider", "oracle"), ("Coordinator:MaxInFlight", "0"), ("Participant:InDoubtAfterMs", "1"));
+
+        app.Services.GetRequiredService<IStartupValidator>().Validate();
+
+        Assert.Equal(256, app.Services.GetRequiredService<IOptions<CoordinatorOptions>>().Value.MaxInFlight);
     }
 
     private static string Describe(Exception e) => e is AggregateException all

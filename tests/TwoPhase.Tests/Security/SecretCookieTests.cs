@@ -151,7 +151,7 @@ public sealed class SecretCookieTests : IDisposable
     {
         var builder = WebApplication.CreateBuilder();
         builder.Configuration.AddInMemoryCollection(settings);
-        builder.AddTwoPhaseService("http://127.0.0.1:0", "unused.db");
+        builder.AddTwoPhase();
         using var services = builder.Services.BuildServiceProvider();
         return services.GetRequiredService<IOptions<TwoPhaseOptions>>().Value.Secret;
     }

@@ -145,7 +145,7 @@ public sealed class PostgresFsyncOffTests(FsyncOffCluster cluster) : IClassFixtu
         var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => db.VerifyAsync(CancellationToken.None));
 
         Assert.Contains("fsync=off", refused.Message, StringComparison.Ordinal);
-        Assert.Contains("Database:AllowUnsafeFsyncOff", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("TwoPhase:Database:AllowUnsafeFsyncOff", refused.Message, StringComparison.Ordinal);
     }
 
     [Fact]
