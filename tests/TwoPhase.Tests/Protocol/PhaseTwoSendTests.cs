@@ -72,7 +72,7 @@ public sealed class PhaseTwoSendTests
         var request = new TransactionRequest("tx-1", [Storage, Delivery, billing], "{}", null, null);
         var deadline = h.Clock.GetUtcNow() + h.Settings.PrepareDeadline;
         await h.Log.BeginAsync(request, deadline, deadline + h.Settings.AbandonGrace, CancellationToken.None);
-        var yes = new Vote[] { new("storage", VoteKind.Yes), new("delivery", VoteKind.Yes), new("billing", VoteKind.Yes) };
+        Vote[] yes = [new("storage", VoteKind.Yes), new("delivery", VoteKind.Yes), new("billing", VoteKind.Yes)];
         await h.Log.DecideAsync("tx-1", Decision.Commit, null, yes, h.Clock.GetUtcNow(), Durability.Forced, CancellationToken.None);
 
         Assert.Equal(1, await h.Coordinator.RecoverOnceAsync(CancellationToken.None));
