@@ -13,16 +13,10 @@ public sealed class PhaseTwoSendTests
     public async Task DecisionSendHangs_TimesOutAfterTheDecisionTimeout_CountsAsUnacknowledged_AndIsRetried()
     {
         var h = new CoordinatorHarness();
-        var hanging = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        h.Transport.OnDecision("delivery", async (_, ct) =>
-        {
-            hanging.TrySetResult();
-            await Task.Delay(Timeout.InfiniteTimeSpan, ct);
-            return new Ack("delivery", AckKind.Acknowledged);
-        });
+        var hanging = DeliveryNeverAnswersTheDecision(h);
 
         var live = h.ExecuteAsync("tx-1");
-        await hanging.Task.WaitAsync(EventTimeout);
+        await hanging.WaitAsync(EventTimeout);
         Assert.False(live.IsCompleted);
         h.Clock.Advance(h.Settings.DecisionTimeout);
         var (outcome, _) = await live.WaitAsync(EventTimeout);
@@ -40,17 +34,11 @@ public sealed class PhaseTwoSendTests
     public async Task HostStopsDuringADecisionSend_StopsWithCancellation_RecordsNoFailedRound()
     {
         var h = new CoordinatorHarness();
-        var hanging = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        h.Transport.OnDecision("delivery", async (_, ct) =>
-        {
-            hanging.TrySetResult();
-            await Task.Delay(Timeout.InfiniteTimeSpan, ct);
-            return new Ack("delivery", AckKind.Acknowledged);
-        });
+        var hanging = DeliveryNeverAnswersTheDecision(h);
         using var stopping = new CancellationTokenSource();
 
         var live = h.Coordinator.ExecuteAsync(Request("tx-1"), stopping.Token);
-        await hanging.Task.WaitAsync(EventTimeout);
+        await hanging.WaitAsync(EventTimeout);
         await stopping.CancelAsync();
 
         // A stop is not the participant's failure: nothing is recorded, recovery re-drives after the decision's own
@@ -161,5 +149,18 @@ public sealed class PhaseTwoSendTests
         // Not before the wait is over (the clock may run a little past it while the duplicate polls).
         Assert.True(waited >= h.Settings.DuplicateWait, $"gave up after {waited}");
         Assert.Equal(2, h.Journal.Count("prepare:"));
+    }
+
+    /// <summary>Delivery's decision send hangs until its token ends; the task completes once the send has started.</summary>
+    private static Task DeliveryNeverAnswersTheDecision(CoordinatorHarness h)
+    {
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        h.Transport.OnDecision("delivery", async (_, ct) =>
+        {
+            started.TrySetResult();
+            await Task.Delay(Timeout.InfiniteTimeSpan, ct);
+            return new Ack("delivery", AckKind.Acknowledged);
+        });
+        return started.Task;
     }
 }
