@@ -5,7 +5,6 @@ using Microsoft.Extensions.Hosting;
 using Npgsql;
 using TwoPhase.AspNetCore;
 using TwoPhase.Persistence;
-using TwoPhase.Tests.Storage;
 
 namespace TwoPhase.Tests.Hosting;
 

@@ -110,7 +110,8 @@ public sealed class CoordinatorContractTests
     public async Task ParticipantNotInDirectory_TheErrorNamesIt()
     {
         var h = new CoordinatorHarness();
-        var request = new TransactionRequest("tx-1", [CoordinatorHarness.Storage, new ParticipantRef("billing", new Uri("http://127.0.0.1:8009"))], "{}");
+        ParticipantRef[] participants = [CoordinatorHarness.Storage, new ParticipantRef("billing", new Uri("http://127.0.0.1:8009"))];
+        var request = new TransactionRequest("tx-1", participants, TransactionRequest.SamePayload(participants, "{}"));
 
         var error = await Assert.ThrowsAsync<ArgumentException>(() => h.Coordinator.ExecuteAsync(request, CancellationToken.None));
 

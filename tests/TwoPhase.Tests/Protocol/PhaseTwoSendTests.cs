@@ -57,7 +57,8 @@ public sealed class PhaseTwoSendTests
         var h = new CoordinatorHarness();
         // Written by a coordinator whose directory still had "billing"; this one's has not.
         var billing = new ParticipantRef("billing", new Uri("http://127.0.0.1:8009"));
-        var request = new TransactionRequest("tx-1", [CoordinatorHarness.Storage, Delivery, billing], "{}", null, null);
+        ParticipantRef[] all = [CoordinatorHarness.Storage, Delivery, billing];
+        var request = new TransactionRequest("tx-1", all, TransactionRequest.SamePayload(all, "{}"));
         var deadline = h.Clock.GetUtcNow() + h.Settings.PrepareDeadline;
         await h.Log.BeginAsync(request, deadline, deadline + h.Settings.AbandonGrace, CancellationToken.None);
         Vote[] yes = [new("storage", VoteKind.Yes), new("delivery", VoteKind.Yes), new("billing", VoteKind.Yes)];

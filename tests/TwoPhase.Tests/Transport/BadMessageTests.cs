@@ -4,7 +4,6 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Dapper;
 using TwoPhase.Persistence;
-using TwoPhase.Tests.Storage;
 
 namespace TwoPhase.Tests.Transport;
 

@@ -5,7 +5,6 @@ using Reference.Contracts;
 using TwoPhase.AspNetCore;
 using TwoPhase.Persistence;
 using TwoPhase.Protocol;
-using TwoPhase.Tests.Storage;
 
 namespace TwoPhase.Tests.Transport;
 

@@ -26,7 +26,7 @@ internal static class TestHosts
     /// </summary>
     public static async Task<RunningHost> StartStorageAsync(Database db, bool rules = true)
     {
-        var builder = NewBuilder(db, ("Participant:CoordinatorUrl", "http://127.0.0.1:9"), ("Participant:InDoubtAfterMs", "3600000"));
+        var builder = NewBuilder(db, ("TwoPhase:Participant:CoordinatorUrl", "http://127.0.0.1:9"), ("TwoPhase:Participant:InDoubtAfterMs", "3600000"));
         builder.AddTwoPhaseParticipant<StockReservations, OrderLinesRules>();
         if (!rules)
         {
@@ -40,7 +40,7 @@ internal static class TestHosts
     /// <summary>A participant over delivery's couriers (seeded with <paramref name="couriers"/> free ones).</summary>
     public static async Task<RunningHost> StartDeliveryAsync(Database db, int couriers = 5)
     {
-        var builder = NewBuilder(db, ("Participant:CoordinatorUrl", "http://127.0.0.1:9"), ("Participant:InDoubtAfterMs", "3600000"), ("Seed:Couriers", couriers.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        var builder = NewBuilder(db, ("TwoPhase:Participant:CoordinatorUrl", "http://127.0.0.1:9"), ("TwoPhase:Participant:InDoubtAfterMs", "3600000"), ("Seed:Couriers", couriers.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         builder.AddTwoPhaseParticipant<CourierReservations, DeliveryPrepareRules>();
         builder.AddCouriers();
         return await StartAsync(builder, app => app.MapTwoPhaseParticipant());
@@ -52,8 +52,8 @@ internal static class TestHosts
     /// </summary>
     public static async Task<RunningHost> StartCoordinatorAsync(Database db, params (string Name, Uri Url)[] participants)
     {
-        var settings = participants.SelectMany((p, i) => new[] { ($"Coordinator:Participants:{i}:Name", p.Name), ($"Coordinator:Participants:{i}:Url", p.Url.ToString()) });
-        var builder = NewBuilder(db, [.. settings, ("Coordinator:RecoveryInterval", "00:10:00"), ("Coordinator:MaxBatchesInFlight", "1"), ("Coordinator:PrepareDeadline", "00:00:30")]);
+        var settings = participants.SelectMany((p, i) => new[] { ($"TwoPhase:Coordinator:Participants:{i}:Name", p.Name), ($"TwoPhase:Coordinator:Participants:{i}:Url", p.Url.ToString()) });
+        var builder = NewBuilder(db, [.. settings, ("TwoPhase:Coordinator:RecoveryInterval", "00:10:00"), ("TwoPhase:Coordinator:MaxBatchesInFlight", "1"), ("TwoPhase:Coordinator:PrepareDeadline", "00:00:30")]);
         builder.AddTwoPhaseCoordinator();
         return await StartAsync(builder, app => app.MapTwoPhaseCoordinator());
     }
@@ -65,7 +65,7 @@ internal static class TestHosts
             settings.Append(("TwoPhase:Secret", Secret)).Append(("urls", "http://127.0.0.1:0")).Select(s => new KeyValuePair<string, string?>(s.Item1, s.Item2)));
         // The test's database, not one of the host's making: registered first, so the library's TryAdd keeps it.
         builder.Services.AddSingleton(db);
-        builder.AddTwoPhaseService(defaultUrl: "http://127.0.0.1:0", defaultSqliteFile: "unused.db");
+        builder.AddTwoPhase();
         return builder;
     }
 
