@@ -13,7 +13,7 @@ internal static class ConfigurationKeys
     /// <summary>Variables read by ASP.NET Core's host itself or by the OpenTelemetry SDK, not by an options class.</summary>
     public static readonly IReadOnlySet<string> HostVariables = new HashSet<string>(StringComparer.Ordinal)
     {
-        "ASPNETCORE_HTTP_PORTS", "ASPNETCORE_URLS", "ASPNETCORE_ENVIRONMENT", TwoPhase.AspNetCore.TelemetryExtensions.OtlpEndpointVariable,
+        "ASPNETCORE_HTTP_PORTS", "ASPNETCORE_URLS", "ASPNETCORE_ENVIRONMENT", TwoPhase.AspNetCore.TwoPhaseTelemetryExtensions.OtlpEndpointVariable,
     };
 
     // The assemblies whose options the three services bind: their own and the library's.
