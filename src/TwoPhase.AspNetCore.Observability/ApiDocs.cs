@@ -10,9 +10,12 @@ namespace TwoPhase.AspNetCore;
 /// </summary>
 public static class ApiDocsExtensions
 {
+    /// <summary>Where the OpenAPI document is served.</summary>
     public const string DocumentPath = "/openapi/v1.json";
+    /// <summary>The Swagger UI page's path below the root (<c>/swagger</c>).</summary>
     public const string PagePrefix = "swagger";
 
+    /// <summary>Registers the OpenAPI document with <paramref name="title"/> and <paramref name="description"/>, which gets a note on the secret and on problem details appended.</summary>
     public static WebApplicationBuilder AddTwoPhaseApiDocs(this WebApplicationBuilder builder, string title, string description)
     {
         builder.Services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>
@@ -25,6 +28,7 @@ public static class ApiDocsExtensions
         return builder;
     }
 
+    /// <summary>Maps the document at <see cref="DocumentPath"/> and the Swagger UI page at <see cref="PagePrefix"/>.</summary>
     public static WebApplication MapTwoPhaseApiDocs(this WebApplication app)
     {
         app.MapOpenApi(DocumentPath);

@@ -17,7 +17,7 @@ public sealed record DecisionQuery(string TransactionId, string State);
 public sealed record LedgerRow(string TransactionId, string State, string? Reason, JsonElement? Holding, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt, double AgeSeconds, int Checks);
 
 /// <summary>The old system's participant message: <c>{"transactionId": "...", "orderId": N}</c>.</summary>
-public sealed class LegacyMessage
+internal sealed class LegacyMessage
 {
     [JsonPropertyName("transactionId")]
     public JsonElement TransactionId { get; set; }

@@ -10,7 +10,10 @@ namespace TwoPhase.Persistence;
 /// <summary>The two stores we support. Every SQL difference between them is decided here or beside the SQL that needs it.</summary>
 public enum Dialect
 {
+    /// <summary>SQLite through Microsoft.Data.Sqlite: one file, one writer, for development and small single-node services.</summary>
     Sqlite,
+
+    /// <summary>PostgreSQL through Npgsql: the production store.</summary>
     Postgres,
 }
 
@@ -22,6 +25,7 @@ public enum Dialect
 /// </summary>
 public sealed class DatabaseOptions
 {
+    /// <summary>The configuration section these options bind from.</summary>
     public const string SectionName = "TwoPhase:Database";
 
     /// <summary>
@@ -137,6 +141,7 @@ public sealed class Database : IAsyncDisposable
             capacity: 4096));
     }
 
+    /// <summary>Which store this is; resource managers pick their SQL by it.</summary>
     public Dialect Dialect { get; }
 
     /// <summary>
@@ -351,6 +356,7 @@ public sealed class Database : IAsyncDisposable
             : throw new InvalidOperationException($"{risk} Turn fsync on (postgresql.conf), or set {DatabaseOptions.SectionName}:AllowUnsafeFsyncOff=true (TwoPhase__Database__AllowUnsafeFsyncOff) to run anyway, on a throwaway cluster only.");
     }
 
+    /// <summary>An open connection for the caller's own reads and writes outside the ledger; the caller disposes it.</summary>
     public Task<DbConnection> OpenAsync(CancellationToken cancellationToken) => OpenAsync(forced: true, cancellationToken);
 
     private async Task<DbConnection> OpenAsync(bool forced, CancellationToken cancellationToken)
@@ -399,8 +405,12 @@ public sealed class Database : IAsyncDisposable
     /// the commit may return before it is on disk (PostgreSQL <c>synchronous_commit = off</c>): only for writes
     /// whose loss the protocol tolerates. A PostgreSQL deadlock or serialization failure reruns the work.
     /// </summary>
-    public Task<T> WriteAsync<T>(Func<LocalTransaction, Task<T>> work, CancellationToken cancellationToken, bool forced = true) =>
+    public Task<T> WriteAsync<T>(Func<LocalTransaction, Task<T>> work, CancellationToken cancellationToken, bool forced) =>
         AsWriterAsync(() => RunOnceAsync(work, forced, cancellationToken), cancellationToken);
+
+    /// <summary>A forced write: <see cref="WriteAsync{T}(Func{LocalTransaction, Task{T}}, CancellationToken, bool)"/> with forced true.</summary>
+    public Task<T> WriteAsync<T>(Func<LocalTransaction, Task<T>> work, CancellationToken cancellationToken) =>
+        WriteAsync(work, cancellationToken, forced: true);
 
     /// <summary>
     /// A forced write that shares its local transaction, and so its commit and fsync, with other writes queued
@@ -421,8 +431,12 @@ public sealed class Database : IAsyncDisposable
     public Task<TResult> WriteBatchedAsync<TItem, TResult>(SetWrite<TItem, TResult> kind, TItem item, CancellationToken cancellationToken, bool forced = true) =>
         (forced ? _groupCommit : _relaxedGroupCommit).Value.WriteAsync(kind, item, cancellationToken);
 
-    /// <summary>A write whose only result is done.</summary>
-    public Task WriteAsync(Func<LocalTransaction, Task> work, CancellationToken cancellationToken, bool forced = true) =>
+    /// <summary>A forced write whose only result is done.</summary>
+    public Task WriteAsync(Func<LocalTransaction, Task> work, CancellationToken cancellationToken) =>
+        WriteAsync(work, cancellationToken, forced: true);
+
+    /// <summary>A write whose only result is done; <paramref name="forced"/> as for the write with a result.</summary>
+    public Task WriteAsync(Func<LocalTransaction, Task> work, CancellationToken cancellationToken, bool forced) =>
         WriteAsync(
             async tx =>
             {
@@ -519,6 +533,7 @@ public sealed class Database : IAsyncDisposable
         }
     }
 
+    /// <summary>Stops the group-commit writers and closes the connection pool.</summary>
     public async ValueTask DisposeAsync()
     {
         foreach (var group in new[] { _groupCommit, _relaxedGroupCommit })
@@ -545,7 +560,7 @@ public sealed class Database : IAsyncDisposable
 }
 
 /// <summary>Milliseconds since the epoch: the one time format in every table, the same on both stores.</summary>
-public static class UnixMs
+internal static class UnixMs
 {
     public static long From(DateTimeOffset time) => time.ToUnixTimeMilliseconds();
 

@@ -10,8 +10,10 @@ namespace TwoPhase.Persistence;
 /// <param name="Reason">Why not, when refused.</param>
 public sealed record Reservation(bool Reserved, string? Holding, string? Reason)
 {
+    /// <summary>Everything asked for is held; <paramref name="holding"/> is read back at commit or abort.</summary>
     public static Reservation Held(string holding) => new(true, holding, null);
 
+    /// <summary>Not held: the participant votes no with <paramref name="reason"/>, and nothing may have changed.</summary>
     public static Reservation Refused(string reason) => new(false, null, reason);
 }
 
@@ -79,7 +81,7 @@ public interface IResourceManager
 }
 
 /// <summary>The ledger table's SQL.</summary>
-public static class LedgerSql
+internal static class LedgerSql
 {
     public const string Schema = """
         CREATE TABLE IF NOT EXISTS tp_ledger (

@@ -22,8 +22,10 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
     private SetWrite<string, DecisionResult>? _commits;
     private SetWrite<string, DecisionResult>? _aborts;
 
+    /// <summary>The store the ledger and the resource manager's tables share, so both change in one local transaction.</summary>
     public Database Database => db;
 
+    /// <summary>Creates the ledger table and the resource manager's own schema if missing; idempotent, run at start.</summary>
     public async Task InitializeAsync(CancellationToken cancellationToken)
     {
         await db.ExecuteScriptAsync(LedgerSql.Schema, cancellationToken);
@@ -337,12 +339,14 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
             ? resources.CommitAsync(tx, held.TransactionId, held.Holding, CancellationToken.None)
             : resources.ReleaseAsync(tx, held.TransactionId, held.Holding, CancellationToken.None);
 
+    /// <summary>The ledger row of one transaction, or null if this participant never saw it.</summary>
     public Task<LedgerEntry?> FindAsync(string transactionId, CancellationToken cancellationToken) =>
         db.ReadAsync(
             connection => LedgerSql.QuerySingleAsync(connection, new CommandDefinition(
                 $"SELECT {LedgerSql.Columns} FROM tp_ledger WHERE tx_id = @Id", new { Id = transactionId }, cancellationToken: cancellationToken)),
             cancellationToken);
 
+    /// <summary>Ledger rows by transaction id after <paramref name="after"/>, at most <paramref name="limit"/>: keyset paging for the admin views.</summary>
     public Task<IReadOnlyList<LedgerEntry>> ListAsync(string? after, int limit, CancellationToken cancellationToken) =>
         QueryAsync($"SELECT {LedgerSql.Columns} FROM tp_ledger WHERE tx_id > @After ORDER BY tx_id LIMIT @Limit", new { After = after ?? string.Empty, Limit = limit }, cancellationToken);
 

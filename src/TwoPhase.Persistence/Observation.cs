@@ -15,6 +15,7 @@ public sealed record PreparedSummary(long Count, long InDoubt, DateTimeOffset? O
 /// </summary>
 public static class Observation
 {
+    /// <summary>How many transactions the decision log has not completed, and when the oldest began.</summary>
     public static Task<UnfinishedSummary> UnfinishedAsync(Database db, CancellationToken cancellationToken) =>
         db.ReadAsync(
             async connection =>
@@ -26,6 +27,7 @@ public static class Observation
             },
             cancellationToken);
 
+    /// <summary>How many ledger rows are prepared, how many of them since before <paramref name="inDoubtBefore"/> (in doubt), and the oldest.</summary>
     public static Task<PreparedSummary> PreparedAsync(Database db, DateTimeOffset inDoubtBefore, CancellationToken cancellationToken) =>
         db.ReadAsync(
             async connection =>

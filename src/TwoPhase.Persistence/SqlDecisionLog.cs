@@ -12,7 +12,7 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
     private SetWrite<DecisionItem, Row?>? _decisions;
     private SetWrite<string, bool>? _completions;
 
-    public const string Schema = """
+    internal const string Schema = """
         CREATE TABLE IF NOT EXISTS tp_transactions (
             tx_id            TEXT PRIMARY KEY,
             state            TEXT NOT NULL,
@@ -63,6 +63,7 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
     /// <summary>The database's clock in SQL; on SQLite the <c>@Clock</c> parameter, filled from the injected clock.</summary>
     private string Clock => db.ClockMsSql("@Clock");
 
+    /// <summary>Creates the decision log's table and indexes if missing; idempotent, run at start.</summary>
     public async Task InitializeAsync(CancellationToken cancellationToken)
     {
         await db.ExecuteScriptAsync(Schema, cancellationToken);
@@ -83,6 +84,7 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
             cancellationToken);
     }
 
+    /// <inheritdoc />
     public async Task<(TransactionRecord Record, bool Created)> BeginAsync(TransactionRequest request, DateTimeOffset deadline, DateTimeOffset abandonAt, CancellationToken cancellationToken)
     {
         var now = UnixMs.From(time.GetUtcNow());
@@ -163,6 +165,7 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
         return items.Select(i => inserted.Contains(i.Id) && claimed.Add(i.Id)).ToList();
     }
 
+    /// <inheritdoc />
     public async Task<TransactionRecord> DecideAsync(string id, Decision decision, string? reason, IReadOnlyList<Vote> votes, DateTimeOffset nextAttemptAt, Durability abortDurability, CancellationToken cancellationToken)
     {
         var state = decision == Decision.Commit ? TransactionState.Committed : TransactionState.Aborted;
@@ -234,6 +237,7 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
         return items.Select(i => rows.GetValueOrDefault(i.Id)).ToList();
     }
 
+    /// <inheritdoc />
     public Task AcknowledgeAsync(string id, IReadOnlyCollection<string> acknowledged, bool complete, CancellationToken cancellationToken) =>
         complete
             // Losing "completed" only costs one more, idempotent, phase-2 round after a crash: not forced, and the
@@ -242,6 +246,7 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
             : MergeAsync(id, acknowledged, [], settled: false, forced: false, cancellationToken);
 
     // A refusal is rare and is what an operator must see: forced (a lost one would only be found again by the next round).
+    /// <inheritdoc />
     public Task RecordConflictsAsync(string id, IReadOnlyCollection<string> acknowledged, IReadOnlyCollection<string> conflicts, bool settled, CancellationToken cancellationToken) =>
         MergeAsync(id, acknowledged, conflicts, settled, forced: true, cancellationToken);
 
@@ -298,6 +303,7 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
         return ids.Select(_ => true).ToList();
     }
 
+    /// <inheritdoc />
     public Task ScheduleRetryAsync(string id, DateTimeOffset nextAttemptAt, CancellationToken cancellationToken) =>
         db.ExecuteAsync(
             connection => connection.ExecuteAsync(
@@ -308,30 +314,36 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
             cancellationToken,
             forced: false);
 
+    /// <inheritdoc />
     public Task<TransactionRecord?> FindAsync(string id, CancellationToken cancellationToken) =>
         QueryOneAsync($"SELECT {Columns} FROM tp_transactions WHERE tx_id = @Id", new { Id = id }, cancellationToken);
 
+    /// <inheritdoc />
     public Task<TransactionRecord?> FindByIdempotencyKeyAsync(string key, CancellationToken cancellationToken) =>
         QueryOneAsync($"SELECT {Columns} FROM tp_transactions WHERE idempotency_key = @Key", new { Key = key }, cancellationToken);
 
+    /// <inheritdoc />
     public Task<IReadOnlyList<TransactionRecord>> FindAbandonedAsync(int limit, CancellationToken cancellationToken) =>
         QueryAsync(
             $"SELECT {Columns} FROM tp_transactions WHERE completed_ms IS NULL AND state = 'preparing' AND {AbandonMs()} <= {Clock} ORDER BY created_ms LIMIT @Limit",
             new { Clock = UnixMs.From(time.GetUtcNow()), Limit = limit },
             cancellationToken);
 
+    /// <inheritdoc />
     public Task<IReadOnlyList<TransactionRecord>> FindUnfinishedDueAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken) =>
         QueryAsync(
             $"SELECT {Columns} FROM tp_transactions WHERE completed_ms IS NULL AND settled_ms IS NULL AND state <> 'preparing' AND (next_attempt_ms IS NULL OR next_attempt_ms <= @Now) ORDER BY created_ms LIMIT @Limit",
             new { Now = UnixMs.From(now), Limit = limit },
             cancellationToken);
 
+    /// <inheritdoc />
     public Task<IReadOnlyList<TransactionRecord>> ListUnfinishedAsync(int limit, CancellationToken cancellationToken) =>
         QueryAsync(
             $"SELECT {Columns} FROM tp_transactions WHERE completed_ms IS NULL ORDER BY created_ms LIMIT @Limit",
             new { Limit = limit },
             cancellationToken);
 
+    /// <inheritdoc />
     public Task<IReadOnlyList<TransactionRecord>> ListAsync(string? after, int limit, CancellationToken cancellationToken) =>
         QueryAsync(
             $"SELECT {Columns} FROM tp_transactions WHERE tx_id > @After ORDER BY tx_id LIMIT @Limit",

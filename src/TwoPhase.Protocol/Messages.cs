@@ -59,6 +59,7 @@ public sealed record TransactionRecord(
     int Attempts,
     DateTimeOffset? NextAttemptAt)
 {
+    /// <summary>Every participant acknowledged the decision: nothing is left to drive for this transaction.</summary>
     public bool IsCompleted => CompletedAt is not null;
 
     /// <summary>Participants that refused the decision (409): each contradicts a durable decision and needs a person.</summary>

@@ -107,6 +107,7 @@ public abstract class ResourceManagerContract(IDatabaseTarget store) : IAsyncLif
 
     // ---- PREPARE, COMMIT, ABORT -----------------------------------------------------------------------
 
+    /// <summary>PREPARE with a free unit votes yes, holds the unit, and writes the ledger row prepared in the same local transaction.</summary>
     [Fact]
     public async Task Prepare_VotesYes_HoldsTheUnit_LedgerPrepared()
     {
@@ -121,6 +122,7 @@ public abstract class ResourceManagerContract(IDatabaseTarget store) : IAsyncLif
         Assert.Equal(0, await CountFreeUnitsAsync());
     }
 
+    /// <summary>COMMIT after PREPARE keeps what was held and marks the row committed.</summary>
     [Fact]
     public async Task PreparedThenCommitted_CommitKeepsTheUnit_LedgerCommitted()
     {
@@ -136,6 +138,7 @@ public abstract class ResourceManagerContract(IDatabaseTarget store) : IAsyncLif
         Assert.Equal(0, await CountFreeUnitsAsync());
     }
 
+    /// <summary>ABORT after PREPARE gives back exactly what was held and marks the row aborted.</summary>
     [Fact]
     public async Task PreparedThenAborted_AbortGivesBackExactly_LedgerAborted()
     {
@@ -151,6 +154,7 @@ public abstract class ResourceManagerContract(IDatabaseTarget store) : IAsyncLif
         Assert.Equal(1, await CountFreeUnitsAsync());
     }
 
+    /// <summary>A redelivered PREPARE holds nothing more and answers the first vote (idempotency).</summary>
     [Fact]
     public async Task PrepareDeliveredTwice_HoldsOnce_SameVote()
     {
@@ -166,6 +170,7 @@ public abstract class ResourceManagerContract(IDatabaseTarget store) : IAsyncLif
         Assert.Equal(1, await CountFreeUnitsAsync());
     }
 
+    /// <summary>With nothing free, PREPARE votes no with a reason, changes no business row, and records the refusal.</summary>
     [Fact]
     public async Task NoUnitFree_VotesNoWithReason_ChangesNothing_LedgerRefused()
     {
@@ -182,6 +187,7 @@ public abstract class ResourceManagerContract(IDatabaseTarget store) : IAsyncLif
         Assert.Equal((LedgerState.Refused, null), (row!.State, row.Holding));
     }
 
+    /// <summary>A payload the resource manager refuses is a no vote that leaves every free unit free.</summary>
     [Fact]
     public async Task RefusedPayload_VotesNo_ChangesNothing_FreeUnitsStayFree()
     {
@@ -197,6 +203,7 @@ public abstract class ResourceManagerContract(IDatabaseTarget store) : IAsyncLif
         Assert.Equal(free, await CountFreeUnitsAsync());
     }
 
+    /// <summary>A refusal is final: the same PREPARE repeated after units were added still votes no and holds nothing.</summary>
     [Fact]
     public async Task RefusedPrepareRepeated_AfterUnitsAdded_StillVotesNo_HoldsNothing()
     {
@@ -212,6 +219,7 @@ public abstract class ResourceManagerContract(IDatabaseTarget store) : IAsyncLif
         Assert.Equal(1, await CountFreeUnitsAsync());
     }
 
+    /// <summary>ABORT of a transaction never prepared leaves a tombstone, so a PREPARE arriving late votes no and holds nothing.</summary>
     [Fact]
     public async Task AbortBeforePrepare_LeavesTombstone_LatePrepareVotesNo_HoldsNothing()
     {
@@ -230,6 +238,7 @@ public abstract class ResourceManagerContract(IDatabaseTarget store) : IAsyncLif
         Assert.Equal(1, await CountFreeUnitsAsync());
     }
 
+    /// <summary>A repeated COMMIT changes nothing: the unit is kept once.</summary>
     [Fact]
     public async Task CommitRepeated_IsNoOp_KeptOnce()
     {
@@ -245,6 +254,7 @@ public abstract class ResourceManagerContract(IDatabaseTarget store) : IAsyncLif
         Assert.Equal(1, await CountFreeUnitsAsync());
     }
 
+    /// <summary>A repeated ABORT gives back nothing more than the transaction's own unit.</summary>
     [Fact]
     public async Task AbortRepeated_IsNoOp_GivesBackOnly_ItsOwnUnit()
     {
@@ -262,6 +272,7 @@ public abstract class ResourceManagerContract(IDatabaseTarget store) : IAsyncLif
         Assert.Equal(1, await CountFreeUnitsAsync());
     }
 
+    /// <summary>COMMIT of a transaction never prepared is a conflict and writes no ledger row.</summary>
     [Fact]
     public async Task CommitOfUnknownTransaction_IsConflict_InventsNoRow()
     {
@@ -276,6 +287,7 @@ public abstract class ResourceManagerContract(IDatabaseTarget store) : IAsyncLif
         Assert.Equal(before, await SnapshotAsync(Database));
     }
 
+    /// <summary>COMMIT of a refused transaction is a conflict and changes nothing.</summary>
     [Fact]
     public async Task CommitOfRefusedTransaction_IsConflict_ChangesNothing()
     {
@@ -286,6 +298,7 @@ public abstract class ResourceManagerContract(IDatabaseTarget store) : IAsyncLif
         await AssertConflictChangesNothingAsync(Decision.Commit, "tx-1", LedgerState.Refused);
     }
 
+    /// <summary>COMMIT of an aborted transaction is a conflict and changes nothing.</summary>
     [Fact]
     public async Task CommitOfAbortedTransaction_IsConflict_ChangesNothing()
     {
@@ -297,6 +310,7 @@ public abstract class ResourceManagerContract(IDatabaseTarget store) : IAsyncLif
         Assert.Equal(1, await CountFreeUnitsAsync());
     }
 
+    /// <summary>COMMIT over a tombstone (aborted before prepare) is a conflict and changes nothing.</summary>
     [Fact]
     public async Task CommitOfTombstone_IsConflict_ChangesNothing()
     {
@@ -306,6 +320,7 @@ public abstract class ResourceManagerContract(IDatabaseTarget store) : IAsyncLif
         await AssertConflictChangesNothingAsync(Decision.Commit, "tx-1", LedgerState.Aborted);
     }
 
+    /// <summary>ABORT of a committed transaction is a conflict; the commit stands.</summary>
     [Fact]
     public async Task AbortOfCommittedTransaction_IsConflict_CommitStands()
     {
@@ -317,6 +332,7 @@ public abstract class ResourceManagerContract(IDatabaseTarget store) : IAsyncLif
         Assert.Equal(0, await CountFreeUnitsAsync());
     }
 
+    /// <summary>ABORT of a refused transaction is the expected end of a no vote: answered, no conflict, nothing changed.</summary>
     [Fact]
     public async Task AbortOfRefusedTransaction_AnswersRefused_NoConflict_ChangesNothing()
     {
@@ -382,6 +398,7 @@ public abstract class ResourceManagerContract(IDatabaseTarget store) : IAsyncLif
         Assert.Equal(0, await CountFreeUnitsAsync());
     }
 
+    /// <summary>A repeated and a new PREPARE in one group-commit batch both vote yes, and the repeat holds once.</summary>
     [Fact]
     public async Task RepeatedPrepareAndNewPrepareInOneBatch_BothVoteYes_RepeatHoldsOnce()
     {
@@ -446,6 +463,7 @@ public abstract class ResourceManagerContract(IDatabaseTarget store) : IAsyncLif
         }
     }
 
+    /// <summary>A crash before the PREPARE's write commits leaves nothing held after restart; the later ABORT leaves a tombstone.</summary>
     [Fact]
     public async Task CrashBeforePrepareWritten_RestartedParticipantHoldsNothing_LateAbortLeavesTombstone()
     {
@@ -465,6 +483,7 @@ public abstract class ResourceManagerContract(IDatabaseTarget store) : IAsyncLif
 
     // ---- concurrency ------------------------------------------------------------------------------------
 
+    /// <summary>Concurrent PREPAREs for fewer units than requests never hold more than exists: exactly as many yes votes as units.</summary>
     [Fact]
     public async Task ConcurrentPreparesOnScarceUnits_NeverOverHold_ExactlyUnitsManyYes()
     {
@@ -488,6 +507,7 @@ public abstract class ResourceManagerContract(IDatabaseTarget store) : IAsyncLif
         Assert.Equal(before, await SnapshotAsync(Database));
     }
 
+    /// <summary>Concurrent duplicates of one PREPARE hold once and all vote yes.</summary>
     [Fact]
     public async Task ConcurrentDuplicatePreparesOfOneId_HoldOnce_AllVoteYes()
     {
@@ -536,6 +556,7 @@ public abstract class ResourceManagerContract(IDatabaseTarget store) : IAsyncLif
 
     // ---- the ledger's own duties --------------------------------------------------------------------------
 
+    /// <summary>A prepared row older than the in-doubt timeout is found in doubt, and a scheduled check defers it until due.</summary>
     [Fact]
     public async Task PreparedRowOlderThanInDoubtTimeout_IsFoundInDoubt_ScheduledCheckDefersIt()
     {
@@ -560,6 +581,7 @@ public abstract class ResourceManagerContract(IDatabaseTarget store) : IAsyncLif
         Assert.Equal(["tx-new"], (await Participant.ListPreparedAsync(10, None)).Select(e => e.TransactionId));
     }
 
+    /// <summary>The ledger listing pages in transaction-id order without skipping or repeating a row.</summary>
     [Fact]
     public async Task LedgerList_PagesInIdOrder()
     {

@@ -6,9 +6,11 @@ namespace TwoPhase.AspNetCore;
 /// <summary>One participant in the coordinator's configuration.</summary>
 public sealed class ParticipantEndpoint
 {
+    /// <summary>The participant's name, as transactions and the decision log name it.</summary>
     [Required]
     public string Name { get; set; } = "";
 
+    /// <summary>The participant's base URL; its protocol endpoints are below it.</summary>
     [Required]
     [Url]
     public string Url { get; set; } = "";
@@ -27,6 +29,7 @@ public sealed class ParticipantEndpoint
 /// </summary>
 public sealed class CoordinatorOptions
 {
+    /// <summary>The configuration section these options bind from.</summary>
     public const string SectionName = "TwoPhase:Coordinator";
 
     internal const string NoParticipants = "no participants are configured; list each one's Name and Url (TwoPhase__Coordinator__Participants__0__Name, ...__Url)";

@@ -10,6 +10,8 @@ using TwoPhase.Protocol;
 
 namespace TwoPhase.AspNetCore;
 
+/// <summary>Registration of the coordinator role (docs/coordinator-guide.md).</summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026:Do not add multiple public overloads with optional parameters", Justification = "The overloads differ by receiver (IHostApplicationBuilder or IServiceCollection) and so are never ambiguous; the optional configure is the registration shape of docs/api.md.")]
 public static class CoordinatorExtensions
 {
     /// <summary>

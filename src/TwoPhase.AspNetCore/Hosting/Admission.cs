@@ -32,6 +32,7 @@ public sealed class TransactionAdmission : IDisposable
     private readonly Counter<long> _shed;
     private long _inFlight;
 
+    /// <summary>Sized by <see cref="CoordinatorOptions"/>; <paramref name="meters"/>, when given, carries its gauges.</summary>
     public TransactionAdmission(IOptions<CoordinatorOptions> options, TimeProvider time, IMeterFactory? meters = null)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -88,6 +89,7 @@ public sealed class TransactionAdmission : IDisposable
         return new Ticket(this, lease);
     }
 
+    /// <summary>Releases the limiter; transactions still admitted keep running.</summary>
     public void Dispose() => _limiter.Dispose();
 
     private sealed class Ticket(TransactionAdmission owner, RateLimitLease lease) : IDisposable

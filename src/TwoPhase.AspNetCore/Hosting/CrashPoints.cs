@@ -8,7 +8,7 @@ namespace TwoPhase.AspNetCore;
 /// Enabled only by the environment variable <c>TWOPHASE_CRASH_AT</c> (a <see cref="ProtocolPoint"/> name);
 /// without it the service uses <see cref="NoProtocolHooks"/>.
 /// </summary>
-public sealed class CrashPointHooks(ProtocolPoint point, ILogger<CrashPointHooks> logger) : IProtocolHooks
+internal sealed class CrashPointHooks(ProtocolPoint point, ILogger<CrashPointHooks> logger) : IProtocolHooks
 {
     public const string EnvironmentVariable = "TWOPHASE_CRASH_AT";
 

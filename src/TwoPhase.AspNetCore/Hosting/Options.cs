@@ -5,6 +5,7 @@ namespace TwoPhase.AspNetCore;
 /// <summary>Settings shared by every TwoPhase role, section <c>TwoPhase</c> (environment <c>TwoPhase__MaxBodyBytes</c>).</summary>
 public sealed class TwoPhaseOptions
 {
+    /// <summary>The configuration section these options bind from.</summary>
     public const string SectionName = "TwoPhase";
 
     /// <summary>
@@ -35,6 +36,7 @@ public sealed class TwoPhaseOptions
 /// <summary>The participant's bounds, section <c>TwoPhase:Participant</c>.</summary>
 public sealed class ParticipantOptions
 {
+    /// <summary>The configuration section these options bind from.</summary>
     public const string SectionName = "TwoPhase:Participant";
 
     /// <summary>
@@ -49,18 +51,23 @@ public sealed class ParticipantOptions
     [Range(100, 3_600_000)]
     public int InDoubtAfterMs { get; set; } = 5000;
 
+    /// <summary>How often the in-doubt worker scans for prepared rows older than <see cref="InDoubtAfterMs"/>.</summary>
     [Range(50, 600_000)]
     public int CheckIntervalMs { get; set; } = 1000;
 
+    /// <summary>First wait before asking the coordinator again about a row it could not answer for; doubles up to <see cref="RetryMaxDelayMs"/>.</summary>
     [Range(1, 600_000)]
     public int RetryInitialDelayMs { get; set; } = 100;
 
+    /// <summary>Longest wait between two questions about the same in-doubt row.</summary>
     [Range(1, 600_000)]
     public int RetryMaxDelayMs { get; set; } = 5000;
 
+    /// <summary>In-doubt rows one scan handles at most, so a large backlog is worked through in bounded steps.</summary>
     [Range(1, 10_000)]
     public int BatchSize { get; set; } = 256;
 
+    /// <summary>How long one decision query to the coordinator may take before it counts as unanswered.</summary>
     [Range(50, 60_000)]
     public int QueryTimeoutMs { get; set; } = 2000;
 

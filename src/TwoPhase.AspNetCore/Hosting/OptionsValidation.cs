@@ -8,6 +8,8 @@ using Microsoft.Extensions.Options;
 
 namespace TwoPhase.AspNetCore;
 
+/// <summary>Options bound from configuration and checked when the host starts, for TwoPhase's options and a service's own.</summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026:Do not add multiple public overloads with optional parameters", Justification = "The two overloads differ in a required parameter (the configuration to read from) and so are never ambiguous.")]
 public static class OptionsRegistration
 {
     /// <summary>

@@ -8,6 +8,7 @@ namespace TwoPhase.AspNetCore;
 /// <summary>Problem details for bad input, and the input rules every endpoint shares.</summary>
 public static partial class Problems
 {
+    /// <summary>Longest id accepted anywhere (transaction, participant, idempotency key).</summary>
     public const int MaxIdLength = 64;
 
     [GeneratedRegex("^[A-Za-z0-9._:-]{1,64}$")]
@@ -16,6 +17,7 @@ public static partial class Problems
     /// <summary>True for ids we accept: 1-64 characters of letters, digits and <c>._:-</c>.</summary>
     public static bool IsValidId(string? id) => id is not null && IdPattern().IsMatch(id);
 
+    /// <summary>A 400 validation problem naming the field at fault.</summary>
     public static ProblemHttpResult Invalid(string field, string message) =>
         TypedResults.Problem(new Microsoft.AspNetCore.Mvc.ValidationProblemDetails(new Dictionary<string, string[]> { [field] = [message] })
         {
@@ -24,11 +26,14 @@ public static partial class Problems
             Detail = $"{field}: {message}",
         });
 
+    /// <summary>A problem with any status, for answers the other helpers do not cover.</summary>
     public static ProblemHttpResult Status(int status, string title, string? detail = null) =>
         TypedResults.Problem(title: title, detail: detail, statusCode: status);
 
+    /// <summary>A 404 naming what was not found.</summary>
     public static ProblemHttpResult NotFound(string what) => Status(StatusCodes.Status404NotFound, $"{what} not found.");
 
+    /// <summary>A 409: the request contradicts a state already durable.</summary>
     public static ProblemHttpResult Conflict(string detail) => Status(StatusCodes.Status409Conflict, "Conflict.", detail);
 
     /// <summary>Check an id taken from a route; null when fine.</summary>

@@ -14,6 +14,7 @@ using Microsoft.Extensions.Options;
 
 namespace TwoPhase.AspNetCore;
 
+/// <summary>Where the secret shared by the services comes from (docs/security.md).</summary>
 public static class ProtectionExtensions
 {
     /// <summary>The environment variable that supplies <see cref="TwoPhaseOptions.Secret"/> when configuration does not.</summary>
@@ -39,7 +40,7 @@ public static class ProtectionExtensions
 /// (so <c>--urls</c>, <c>ASPNETCORE_URLS</c> and <c>Kestrel:Endpoints</c> all count). Read on first use,
 /// which is after the server has started.
 /// </summary>
-public sealed class ListenScope(IServer server)
+internal sealed class ListenScope(IServer server)
 {
     private bool? _loopbackOnly;
 
@@ -76,7 +77,7 @@ public sealed class ListenScope(IServer server)
 /// one in the cookie file, <see cref="SecretCookie"/>), plus, for the old protocol, anyone when
 /// <see cref="ParticipantOptions.AllowUnauthenticatedLegacy"/> is on (default: on when listening on loopback only).
 /// </summary>
-public sealed class SecretGuard(IOptions<TwoPhaseOptions> shared, IOptions<ParticipantOptions> participant, ListenScope scope)
+internal sealed class SecretGuard(IOptions<TwoPhaseOptions> shared, IOptions<ParticipantOptions> participant, ListenScope scope)
 {
     /// <summary>Null when the caller may proceed; else the 401 to answer.</summary>
     public ProblemHttpResult? Check(HttpRequest request, bool legacy)
@@ -101,6 +102,7 @@ public sealed class SecretGuard(IOptions<TwoPhaseOptions> shared, IOptions<Parti
 /// <summary>JSON settings for request bodies whose shape we own: no unknown members, no duplicate keys, no numbers in strings.</summary>
 public static class StrictJson
 {
+    /// <summary>TwoPhase's wire JSON: camelCase, and unknown members refused, so a misspelt field is a 400, not a silent default.</summary>
     public static JsonSerializerOptions Options { get; } = Create();
 
     private static JsonSerializerOptions Create()
@@ -160,6 +162,7 @@ public sealed class TwoPhaseExceptionHandler(ILogger<TwoPhaseExceptionHandler> l
         return Problems.Status(status, title);
     }
 
+    /// <inheritdoc />
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
     {
         await Answer(httpContext, exception, logger).ExecuteAsync(httpContext);

@@ -12,6 +12,7 @@ namespace TwoPhase.AspNetCore;
 /// <param name="insertSql">The service's insert of one row, with the row's properties as parameters.</param>
 public abstract class SeedIfEmpty<TRow>(Database db, string table, string insertSql) : IStartupTask
 {
+    /// <summary>Runs after the schema tasks (order 0), which create the table it fills.</summary>
     public int Order => 1;
 
     /// <summary>Whether seeding is configured on (<c>Seed:Enabled</c>).</summary>
@@ -20,6 +21,7 @@ public abstract class SeedIfEmpty<TRow>(Database db, string table, string insert
     /// <summary>The rows an empty table gets.</summary>
     protected abstract IEnumerable<TRow> Rows { get; }
 
+    /// <summary>Inserts <see cref="Rows"/> when seeding is on and the table is empty; a table with rows is left alone.</summary>
     public Task RunAsync(CancellationToken cancellationToken) => !Enabled
         ? Task.CompletedTask
         : db.WriteAsync(

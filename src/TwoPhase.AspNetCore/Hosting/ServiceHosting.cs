@@ -19,6 +19,7 @@ public interface IStartupTask
     /// <summary>Lower runs first.</summary>
     int Order { get; }
 
+    /// <summary>Does the task; an exception stops the host before it listens.</summary>
     Task RunAsync(CancellationToken cancellationToken);
 }
 
@@ -28,6 +29,7 @@ public interface IStartupTask
 /// limits, JSON policy, problem-details service or middleware. TwoPhase's body limit, timeout, secret check, problem
 /// details and JSON apply to its own route groups only (<see cref="RouteGroups"/>).
 /// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026:Do not add multiple public overloads with optional parameters", Justification = "The overloads differ by receiver (IHostApplicationBuilder or IServiceCollection) and so are never ambiguous; the optional configure is the registration shape of docs/api.md.")]
 public static class HostingExtensions
 {
     /// <summary>

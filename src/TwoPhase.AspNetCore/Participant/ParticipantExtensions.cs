@@ -7,8 +7,10 @@ using TwoPhase.Persistence;
 namespace TwoPhase.AspNetCore;
 
 /// <summary>Registration of a participant: the ledger engine, its schema at start, and the in-doubt resolver.</summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026:Do not add multiple public overloads with optional parameters", Justification = "The overloads differ by receiver (IHostApplicationBuilder or IServiceCollection) and so are never ambiguous; the optional configure is the registration shape of docs/api.md.")]
 public static class ParticipantExtensions
 {
+    /// <summary>The named HttpClient the participant asks the coordinator with; configure it (handlers, TLS) under this name.</summary>
     public const string CoordinatorClientName = "twophase-coordinator";
 
     /// <summary>

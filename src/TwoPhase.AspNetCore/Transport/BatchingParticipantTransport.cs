@@ -13,22 +13,22 @@ namespace TwoPhase.AspNetCore;
 /// <param name="TransactionId">The transaction the message is about.</param>
 /// <param name="Body">The PREPARE body (the order's lines); absent for COMMIT and ABORT.</param>
 /// <param name="Traceparent">The W3C trace context of the coordinator's call, so the participant's spans join the order's trace.</param>
-public sealed record BatchMessage(string Type, string TransactionId, JsonElement? Body = null, string? Traceparent = null);
+internal sealed record BatchMessage(string Type, string TransactionId, JsonElement? Body = null, string? Traceparent = null);
 
 /// <summary>The body of <c>POST /v1/transactions/batch</c>.</summary>
-public sealed record BatchRequest(IReadOnlyList<BatchMessage> Messages);
+internal sealed record BatchRequest(IReadOnlyList<BatchMessage> Messages);
 
 /// <summary>
 /// One message's answer, in the order of the request: <paramref name="Status"/> is what the single-message
 /// endpoint would have answered (200, or 409 for a message that contradicts the ledger).
 /// </summary>
-public sealed record BatchResult(string TransactionId, int Status, string? Vote = null, string? Reason = null, string? State = null, string? Detail = null);
+internal sealed record BatchResult(string TransactionId, int Status, string? Vote = null, string? Reason = null, string? State = null, string? Detail = null);
 
 /// <summary>The answer to <c>POST /v1/transactions/batch</c>.</summary>
-public sealed record BatchAnswer(IReadOnlyList<BatchResult> Results);
+internal sealed record BatchAnswer(IReadOnlyList<BatchResult> Results);
 
 /// <summary>Limits of message batching, on both sides.</summary>
-public static class BatchLimits
+internal static class BatchLimits
 {
     /// <summary>Messages one batch may carry; a participant refuses more with 400.</summary>
     public const int MaxMessages = 128;
@@ -56,7 +56,7 @@ public static class BatchLimits
 /// is no vote (the coordinator aborts), a dropped COMMIT or ABORT is sent again by phase 2's retries.
 /// </para>
 /// </summary>
-public sealed class BatchingParticipantTransport : IParticipantTransport, IAsyncDisposable
+internal sealed class BatchingParticipantTransport : IParticipantTransport, IAsyncDisposable
 {
     private readonly HttpClient _http;
     private readonly IParticipantTransport _single;

@@ -10,7 +10,7 @@ using TwoPhase.Protocol;
 namespace TwoPhase.AspNetCore;
 
 /// <summary>PREPARE, COMMIT and ABORT over HTTP/JSON, in the v1 dialect or the old one.</summary>
-public sealed class HttpParticipantTransport(HttpClient http, IOptions<TwoPhaseOptions> options) : IParticipantTransport
+internal sealed class HttpParticipantTransport(HttpClient http, IOptions<TwoPhaseOptions> options) : IParticipantTransport
 {
     public const string ClientName = "twophase-participants";
 

@@ -7,7 +7,7 @@ namespace TwoPhase.AspNetCore;
 /// Times every message to a participant and opens its span, as a child of the phase's span; the HTTP client
 /// instrumentation then carries the trace context (W3C <c>traceparent</c>) to the participant.
 /// </summary>
-public sealed class InstrumentedTransport(IParticipantTransport inner, TwoPhaseMetrics? metrics, TimeProvider time) : IParticipantTransport
+internal sealed class InstrumentedTransport(IParticipantTransport inner, TwoPhaseMetrics? metrics, TimeProvider time) : IParticipantTransport
 {
     public async Task<Vote> PrepareAsync(ParticipantRef participant, string transactionId, string payload, CancellationToken cancellationToken)
     {

@@ -48,6 +48,7 @@ public sealed class TwoPhaseCoordinator(
     // its history's seed, so that a seed replays step for step (docs/simulation.md).
     Random? jitter = null)
 {
+    /// <summary>The deadlines and limits this coordinator runs with, for callers that size their own waits by them.</summary>
     public CoordinatorSettings Settings => settings;
 
     /// <summary>
