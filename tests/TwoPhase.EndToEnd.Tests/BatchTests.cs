@@ -57,9 +57,6 @@ public sealed class BatchTests(ITestOutputHelper output)
         """{"messages":[]}""",
         """{"messages":null}""",
         """{"messages":[null]}""",
-        """{"messages":[{"type":"prepare","transactionId":"b-1"}]}""",
-        """{"messages":[{"type":"prepare","transactionId":"b-1","body":[1]}]}""",
-        """{"messages":[{"type":"prepare","transactionId":"b-1","body":{"items":[{"sku":"widget","quantity":0}]}}]}""",
         """{"messages":[{"type":"commit","transactionId":"b-1","body":{"x":1}}]}""",
         """{"messages":[{"type":"vote","transactionId":"b-1"}]}""",
         """{"messages":[{"transactionId":"b-1"}]}""",
@@ -73,9 +70,20 @@ public sealed class BatchTests(ITestOutputHelper output)
         "{\"messages\":[" + string.Join(",", Enumerable.Range(0, 129).Select(i => $$"""{"type":"abort","transactionId":"b-{{i}}"}""")) + "]}",
     ];
 
+    /// <summary>
+    /// A well-formed batch whose PREPARE carries a body the participant refuses: that message alone is refused (its own
+    /// 400 and NO with the reason), the batch answers 200, and nothing is written for it (docs/protocol.md).
+    /// </summary>
+    private static readonly string[] BadPrepareBodies =
+    [
+        """{"messages":[{"type":"prepare","transactionId":"b-1"}]}""",
+        """{"messages":[{"type":"prepare","transactionId":"b-1","body":[1]}]}""",
+        """{"messages":[{"type":"prepare","transactionId":"b-1","body":{"items":[{"sku":"widget","quantity":0}]}}]}""",
+    ];
+
     /// <summary>Every malformed batch is a 400 problem detail, an unauthenticated one a 401, and none of them changes anything.</summary>
     [Fact]
-    public async Task BadBatches_RefusedWhole_NothingApplied()
+    public async Task BadBatches_RefusedWhole_BadPrepareBodiesRefusedAlone_NothingApplied()
     {
         await using var system = await TestSystem.StartAsync(Store.Sqlite, output);
         await system.SeedAsync(new Dictionary<string, long> { ["widget"] = 5 }, couriers: 1);
@@ -85,6 +93,16 @@ public sealed class BatchTests(ITestOutputHelper output)
             var (status, body) = await system.Api.SendBatchAsync(Service.Storage, json);
             Assert.True(status == 400, $"{json[..Math.Min(json.Length, 120)]} answered {status}: {body}");
             Assert.Equal(400, JsonDocument.Parse(body).RootElement.GetProperty("status").GetInt32());
+        }
+
+        foreach (var json in BadPrepareBodies)
+        {
+            var (status, body) = await system.Api.SendBatchAsync(Service.Storage, json);
+            Assert.True(status == 200, $"{json} answered {status}: {body}");
+            var result = Assert.Single(JsonDocument.Parse(body).RootElement.GetProperty("results").EnumerateArray());
+            Assert.Equal(400, result.GetProperty("status").GetInt32());
+            Assert.Equal("no", Text(result, "vote"));
+            Assert.False(string.IsNullOrEmpty(Text(result, "reason")), body);
         }
 
         var (unauthenticated, _) = await system.Api.SendBatchAsync(Service.Storage, """{"messages":[{"type":"abort","transactionId":"b-9"}]}""", authenticated: false);
