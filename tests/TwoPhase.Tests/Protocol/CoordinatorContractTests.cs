@@ -119,6 +119,31 @@ public sealed class CoordinatorContractTests
     }
 
     [Fact]
+    public async Task ParticipantWithoutItsPayload_Refused_NamingIt_NothingWritten()
+    {
+        var h = new CoordinatorHarness();
+        var request = new TransactionRequest("tx-1", [CoordinatorHarness.Storage, Delivery], TransactionRequest.SamePayload([CoordinatorHarness.Storage], "{}"));
+
+        var error = await Assert.ThrowsAsync<ArgumentException>(() => h.Coordinator.ExecuteAsync(request, CancellationToken.None));
+
+        Assert.Contains($"'{Delivery.Name}' has no payload", error.Message, StringComparison.Ordinal);
+        Assert.Null(await h.Log.FindAsync("tx-1", CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task PayloadForNoParticipant_Refused_NamingIt_NothingWritten()
+    {
+        var h = new CoordinatorHarness();
+        var payloads = new Dictionary<string, string> { [CoordinatorHarness.Storage.Name] = "{}", [Delivery.Name] = "{}", ["billing"] = "{}" };
+        var request = new TransactionRequest("tx-1", [CoordinatorHarness.Storage, Delivery], payloads);
+
+        var error = await Assert.ThrowsAsync<ArgumentException>(() => h.Coordinator.ExecuteAsync(request, CancellationToken.None));
+
+        Assert.Contains("'billing' names no participant", error.Message, StringComparison.Ordinal);
+        Assert.Null(await h.Log.FindAsync("tx-1", CancellationToken.None));
+    }
+
+    [Fact]
     public void NoUsableAnswerWithoutReason_DecidesAbort_SayingNoAnswer()
     {
         var (decision, reason) = CoordinatorRules.Decide(["storage", "delivery"], [new Vote("storage", VoteKind.None), new Vote("delivery", VoteKind.Yes)]);
