@@ -75,6 +75,12 @@ public sealed record TransactionView(
             record.CompletedAt,
             record.NextAttemptAt,
             record.Conflicts,
-            record.SettledAt);
+            record.SettledAt)
+        {
+            Owner = record.Owner,
+        };
     }
+
+    /// <summary>The coordinator replica that last began, decided or claimed it (docs/recovery.md, "Replicas and leases").</summary>
+    public string? Owner { get; init; }
 }

@@ -4,9 +4,45 @@ using TwoPhase.Protocol;
 
 namespace TwoPhase.Persistence;
 
-/// <summary>The coordinator's decision log in one table, <c>tp_transactions</c>, on either store.</summary>
-public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLog
+/// <summary>
+/// The coordinator's decision log in one table, <c>tp_transactions</c>, on either store. Several coordinator replicas
+/// may share one (on PostgreSQL), each with its own <c>replicaId</c>: the log records the replica that began, decided
+/// or claimed a transaction as its owner, and recovery's claims divide the due transactions among them (docs/recovery.md,
+/// "Replicas and leases").
+/// </summary>
+public sealed class SqlDecisionLog : IDecisionLog
 {
+    private readonly Database db;
+    private readonly TimeProvider time;
+    private readonly string replicaId;
+
+    /// <summary>A log for this process alone, or the only replica: its replica id is <see cref="DefaultReplicaId"/>.</summary>
+    public SqlDecisionLog(Database db, TimeProvider time)
+        : this(db, time, DefaultReplicaId)
+    {
+    }
+
+    /// <summary>A log for the replica <paramref name="replicaId"/> (1 to 200 characters) of coordinators sharing one database.</summary>
+    public SqlDecisionLog(Database db, TimeProvider time, string replicaId)
+    {
+        ArgumentNullException.ThrowIfNull(db);
+        ArgumentNullException.ThrowIfNull(time);
+        ArgumentException.ThrowIfNullOrWhiteSpace(replicaId);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(replicaId.Length, MaxReplicaIdLength, nameof(replicaId));
+        this.db = db;
+        this.time = time;
+        this.replicaId = replicaId;
+    }
+
+    /// <summary>The longest replica id the log takes.</summary>
+    public const int MaxReplicaIdLength = 200;
+
+    /// <summary>This machine's name and this process's id: unique among the replicas of one deployment.</summary>
+    public static string DefaultReplicaId => $"{Environment.MachineName}-{Environment.ProcessId}";
+
+    /// <summary>The replica this log writes as the owner of what it begins, decides and claims.</summary>
+    public string ReplicaId => replicaId;
+
     // The kinds of set write this log joins the group commits with (created on first use).
     private SetWrite<BeginItem, bool>? _begins;
     private SetWrite<DecisionItem, Row?>? _decisions;
@@ -44,7 +80,9 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
     /// deadline stands in). <c>conflicts</c>: participants that refused the decision. <c>settled_ms</c>: when everyone had
     /// acknowledged or refused, so recovery stopped re-driving. <c>payloads</c>: each participant's own PREPARE body, a JSON
     /// object of name to body; null on rows written before it, whose one <c>payload</c> went to every participant and is
-    /// read so (see <see cref="Row.ToRecord()"/>). <c>metadata</c>: the caller's own JSON, sent to nobody.
+    /// read so (see <see cref="Row.ToRecord()"/>). <c>metadata</c>: the caller's own JSON, sent to nobody. <c>owner</c>: the
+    /// replica that last began, decided or claimed the transaction; it holds it until <c>next_attempt_ms</c> (a preparing
+    /// one until <c>abandon_ms</c>), both on the database's clock.
     /// </summary>
     private static readonly (string Name, string Definition)[] AddedColumns =
     [
@@ -53,9 +91,10 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
         ("settled_ms", "BIGINT NULL"),
         ("payloads", "TEXT NULL"),
         ("metadata", "TEXT NULL"),
+        ("owner", "TEXT NULL"),
     ];
 
-    private const string Columns = "tx_id, state, participants, acknowledged, votes, reason, payload, payloads, metadata, idempotency_key, request_hash, created_ms, deadline_ms, decided_ms, completed_ms, attempts, next_attempt_ms, conflicts, settled_ms";
+    private const string Columns = "tx_id, state, participants, acknowledged, votes, reason, payload, payloads, metadata, idempotency_key, request_hash, created_ms, deadline_ms, decided_ms, completed_ms, attempts, next_attempt_ms, conflicts, settled_ms, owner";
 
     // A transaction is abandoned from this moment on, judged by the database's clock (see IDecisionLog.BeginAsync).
     private static string AbandonMs(string table = "") => $"COALESCE({table}abandon_ms, {table}deadline_ms)";
@@ -99,7 +138,7 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
         {
             var record = new TransactionRecord(
                 request.Id, TransactionState.Preparing, request.Participants.Select(p => p.Name).ToArray(), [], [], null, request.Payloads,
-                request.IdempotencyKey, request.RequestHash, UnixMs.To(now), deadline, null, null, 0, null) { Metadata = request.Metadata };
+                request.IdempotencyKey, request.RequestHash, UnixMs.To(now), deadline, null, null, 0, null) { Metadata = request.Metadata, Owner = replicaId };
             return (record, true);
         }
 
@@ -113,7 +152,7 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
 
     // The old one-for-all payload column gets '' on new rows: NOT NULL, without a default on databases created before
     // payloads were per participant; payloads (not null) is what tells a new row from an old one.
-    private const string BeginColumns = "tx_id, state, participants, payload, payloads, metadata, idempotency_key, request_hash, created_ms, deadline_ms, abandon_ms";
+    private const string BeginColumns = "tx_id, state, participants, payload, payloads, metadata, idempotency_key, request_hash, created_ms, deadline_ms, abandon_ms, owner";
 
     /// <summary>
     /// How far from now, on the process's clock, the abandon moment is, taken when the write runs: the database records
@@ -125,13 +164,19 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
         return (clock, abandonAt - clock);
     }
 
+    /// <summary>
+    /// How far from now, on the process's clock, a moment is (a next attempt, an abandon moment), for the database to
+    /// record the same distance from its own clock: replicas whose clocks disagree still agree on the leases.
+    /// </summary>
+    private long FromNow(long at) => at - UnixMs.From(time.GetUtcNow());
+
     /// <summary>One begin: true when its row was inserted, false when its id or idempotency key was already taken.</summary>
     private async Task<bool> BeginOneAsync(LocalTransaction tx, BeginItem item)
     {
         var (clock, abandonIn) = AbandonFromNow(item.AbandonAt);
         return await tx.Connection.ExecuteAsync(new CommandDefinition(
-            $"INSERT INTO tp_transactions ({BeginColumns}) VALUES (@Id, 'preparing', @Participants, '', @Payloads, @Metadata, @Key, @Hash, @Now, @Deadline, {Clock} + @AbandonIn) ON CONFLICT DO NOTHING",
-            new { item.Id, item.Participants, item.Payloads, item.Metadata, item.Key, item.Hash, item.Now, item.Deadline, Clock = clock, AbandonIn = abandonIn },
+            $"INSERT INTO tp_transactions ({BeginColumns}) VALUES (@Id, 'preparing', @Participants, '', @Payloads, @Metadata, @Key, @Hash, @Now, @Deadline, {Clock} + @AbandonIn, @Owner) ON CONFLICT DO NOTHING",
+            new { item.Id, item.Participants, item.Payloads, item.Metadata, item.Key, item.Hash, item.Now, item.Deadline, Clock = clock, AbandonIn = abandonIn, Owner = replicaId },
             tx.Transaction)) == 1;
     }
 
@@ -141,7 +186,7 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
         var inserted = (await tx.Connection.QueryAsync<string>(new CommandDefinition(
             $"""
             INSERT INTO tp_transactions ({BeginColumns})
-            SELECT u.id, 'preparing', u.participants, '', u.payloads, u.metadata, u.key, u.hash, u.now, u.deadline, {Clock} + u.abandon_in
+            SELECT u.id, 'preparing', u.participants, '', u.payloads, u.metadata, u.key, u.hash, u.now, u.deadline, {Clock} + u.abandon_in, @Owner
             FROM unnest(@Ids, @Participants, @Payloads, @Metadatas, @Keys, @Hashes, @Nows, @Deadlines, @AbandonIns) AS u(id, participants, payloads, metadata, key, hash, now, deadline, abandon_in)
             ON CONFLICT DO NOTHING RETURNING tx_id
             """,
@@ -157,6 +202,7 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
                 Deadlines = items.Select(i => i.Deadline).ToArray(),
                 AbandonIns = items.Select(i => AbandonFromNow(i.AbandonAt).AbandonIn).ToArray(),
                 Clock = UnixMs.From(time.GetUtcNow()),
+                Owner = replicaId,
             },
             tx.Transaction))).ToHashSet(StringComparer.Ordinal);
 
@@ -201,11 +247,11 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
         connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(
             $"""
             UPDATE tp_transactions
-            SET state = @State, reason = @Reason, votes = @Votes, decided_ms = @Now, next_attempt_ms = @Next
+            SET state = @State, reason = @Reason, votes = @Votes, decided_ms = @Now, next_attempt_ms = {Clock} + @NextIn, owner = @Owner
             WHERE tx_id = @Id AND {DecideCondition("", "@State")}
             RETURNING {Columns}
             """,
-            new { item.Id, item.State, item.Reason, item.Votes, Now = UnixMs.From(time.GetUtcNow()), item.Next, Clock = UnixMs.From(time.GetUtcNow()) },
+            new { item.Id, item.State, item.Reason, item.Votes, Now = UnixMs.From(time.GetUtcNow()), NextIn = FromNow(item.Next), Clock = UnixMs.From(time.GetUtcNow()), Owner = replicaId },
             transaction));
 
     /// <summary>
@@ -218,8 +264,8 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
         var rows = (await tx.Connection.QueryAsync<Row>(new CommandDefinition(
             $"""
             UPDATE tp_transactions t
-            SET state = u.state, reason = u.reason, votes = u.votes, decided_ms = @Now, next_attempt_ms = u.next
-            FROM unnest(@Ids, @States, @Reasons, @Votes, @Nexts) AS u(id, state, reason, votes, next)
+            SET state = u.state, reason = u.reason, votes = u.votes, decided_ms = @Now, next_attempt_ms = {Clock} + u.next_in, owner = @Owner
+            FROM unnest(@Ids, @States, @Reasons, @Votes, @NextIns) AS u(id, state, reason, votes, next_in)
             WHERE t.tx_id = u.id AND {DecideCondition("t.", "u.state")}
             RETURNING {string.Join(", ", Columns.Split(", ").Select(c => "t." + c))}
             """,
@@ -229,9 +275,10 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
                 States = items.Select(i => i.State).ToArray(),
                 Reasons = items.Select(i => i.Reason).ToArray(),
                 Votes = items.Select(i => i.Votes).ToArray(),
-                Nexts = items.Select(i => i.Next).ToArray(),
+                NextIns = items.Select(i => FromNow(i.Next)).ToArray(),
                 Now = UnixMs.From(time.GetUtcNow()),
                 Clock = UnixMs.From(time.GetUtcNow()),
+                Owner = replicaId,
             },
             tx.Transaction))).ToDictionary(r => r.tx_id, StringComparer.Ordinal);
         return items.Select(i => rows.GetValueOrDefault(i.Id)).ToList();
@@ -308,8 +355,10 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
         db.ExecuteAsync(
             connection => connection.ExecuteAsync(
                 new CommandDefinition(
-                    "UPDATE tp_transactions SET attempts = attempts + 1, next_attempt_ms = @Next WHERE tx_id = @Id AND completed_ms IS NULL",
-                    new { Id = id, Next = UnixMs.From(nextAttemptAt) },
+                    // Only the owner's (or an old row's, owned by nobody): a replica whose lease ran out and was claimed
+                    // by another must not cut the new owner's lease short.
+                    $"UPDATE tp_transactions SET attempts = attempts + 1, next_attempt_ms = {Clock} + @NextIn WHERE tx_id = @Id AND completed_ms IS NULL AND (owner IS NULL OR owner = @Owner)",
+                    new { Id = id, NextIn = FromNow(UnixMs.From(nextAttemptAt)), Clock = UnixMs.From(time.GetUtcNow()), Owner = replicaId },
                     cancellationToken: cancellationToken)),
             cancellationToken,
             forced: false);
@@ -329,12 +378,47 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
             new { Clock = UnixMs.From(time.GetUtcNow()), Limit = limit },
             cancellationToken);
 
+    // Decided, not completed, not settled, and its next attempt (the lease of whoever holds it) reached on the database's clock.
+    private string DueCondition => $"completed_ms IS NULL AND settled_ms IS NULL AND state <> 'preparing' AND (next_attempt_ms IS NULL OR next_attempt_ms <= {Clock})";
+
     /// <inheritdoc />
-    public Task<IReadOnlyList<TransactionRecord>> FindUnfinishedDueAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken) =>
-        QueryAsync(
-            $"SELECT {Columns} FROM tp_transactions WHERE completed_ms IS NULL AND settled_ms IS NULL AND state <> 'preparing' AND (next_attempt_ms IS NULL OR next_attempt_ms <= @Now) ORDER BY created_ms LIMIT @Limit",
-            new { Now = UnixMs.From(now), Limit = limit },
-            cancellationToken);
+    /// <remarks>
+    /// One statement. On PostgreSQL the due rows are locked <c>FOR UPDATE SKIP LOCKED</c>, so a concurrent claim skips
+    /// them, and one that waited re-reads them as claimed (no longer due); on SQLite the one writer makes the conditional
+    /// UPDATE atomic. The lease's end is the database's clock plus <paramref name="lease"/>.
+    /// </remarks>
+    public async Task<IReadOnlyList<TransactionRecord>> ClaimDueAsync(TimeSpan lease, int limit, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(lease, TimeSpan.Zero);
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        var rows = await db.WriteAsync(
+            async tx =>
+            {
+                var sql = tx.Dialect == Dialect.Postgres
+                    ? $"""
+                      WITH due AS (
+                          SELECT tx_id FROM tp_transactions WHERE {DueCondition}
+                          ORDER BY created_ms LIMIT @Limit FOR UPDATE SKIP LOCKED)
+                      UPDATE tp_transactions t SET owner = @Owner, next_attempt_ms = {Clock} + @LeaseMs
+                      FROM due WHERE t.tx_id = due.tx_id
+                      RETURNING {string.Join(", ", Columns.Split(", ").Select(c => "t." + c))}
+                      """
+                    : $"""
+                      UPDATE tp_transactions SET owner = @Owner, next_attempt_ms = {Clock} + @LeaseMs
+                      WHERE tx_id IN (SELECT tx_id FROM tp_transactions WHERE {DueCondition} ORDER BY created_ms LIMIT @Limit)
+                      RETURNING {Columns}
+                      """;
+                return (await tx.Connection.QueryAsync<Row>(new CommandDefinition(
+                    sql,
+                    new { Owner = replicaId, LeaseMs = (long)lease.TotalMilliseconds, Limit = limit, Clock = UnixMs.From(time.GetUtcNow()) },
+                    tx.Transaction,
+                    cancellationToken: cancellationToken))).ToList();
+            },
+            cancellationToken,
+            forced: false);
+        // RETURNING keeps no order: oldest first, as the claim chose them.
+        return [.. rows.OrderBy(r => r.created_ms).ThenBy(r => r.tx_id, StringComparer.Ordinal).Select(r => r.ToRecord())];
+    }
 
     /// <inheritdoc />
     public Task<IReadOnlyList<TransactionRecord>> ListUnfinishedAsync(int limit, CancellationToken cancellationToken) =>
@@ -408,6 +492,8 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
 
         public long? settled_ms { get; set; }
 
+        public string? owner { get; set; }
+
         /// <summary>
         /// The record; a row written before payloads were per participant (<c>payloads</c> null) had one payload that
         /// every participant received, and reads so: the same for each, and as the caller's metadata (it was the whole
@@ -442,6 +528,7 @@ public sealed class SqlDecisionLog(Database db, TimeProvider time) : IDecisionLo
             Conflicts = JsonSerializer.Deserialize(conflicts, PersistenceJson.Default.StringArray) ?? [],
             SettledAt = UnixMs.To(settled_ms),
             Metadata = caller,
+            Owner = owner,
         };
     }
 }

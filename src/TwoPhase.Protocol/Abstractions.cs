@@ -28,7 +28,9 @@ public interface IDecisionLog
     /// An abort is forced only when <paramref name="abortDurability"/> says so: it must be whenever something
     /// follows that someone could act on (ABORTs sent by recovery or an operator, an answer under an idempotency
     /// key). The live coordinator's own abort need not be: nobody else would ever commit it (presumed abort).
-    /// <paramref name="nextAttemptAt"/> is when recovery may re-drive phase 2 if nobody completes it first.
+    /// <paramref name="nextAttemptAt"/> is when recovery may re-drive phase 2 if nobody completes it first (given on the
+    /// caller's clock; the log records the same distance from its own now): until then the transaction is the deciding
+    /// replica's, which the log records as its owner.
     /// </summary>
     Task<TransactionRecord> DecideAsync(string id, Decision decision, string? reason, IReadOnlyList<Vote> votes, DateTimeOffset nextAttemptAt, Durability abortDurability, CancellationToken cancellationToken);
 
@@ -48,7 +50,11 @@ public interface IDecisionLog
     /// </summary>
     Task RecordConflictsAsync(string id, IReadOnlyCollection<string> acknowledged, IReadOnlyCollection<string> conflicts, bool settled, CancellationToken cancellationToken);
 
-    /// <summary>Count a failed phase-2 round and when to try next.</summary>
+    /// <summary>
+    /// Count a failed phase-2 round and when to try next (given on the caller's clock; the log records the same distance
+    /// from its own now). Only while the transaction is still this replica's, or nobody's: a replica whose lease ran out
+    /// and was taken over must not shorten the new owner's lease.
+    /// </summary>
     Task ScheduleRetryAsync(string id, DateTimeOffset nextAttemptAt, CancellationToken cancellationToken);
 
     /// <summary>The transaction's record as it stands; null when this log never began it (presumed abort answers "aborted").</summary>
@@ -63,8 +69,19 @@ public interface IDecisionLog
     /// </summary>
     Task<IReadOnlyList<TransactionRecord>> FindAbandonedAsync(int limit, CancellationToken cancellationToken);
 
-    /// <summary>Decided, not completed, not settled by conflicts, due for another phase-2 round, at most <paramref name="limit"/>.</summary>
-    Task<IReadOnlyList<TransactionRecord>> FindUnfinishedDueAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken);
+    /// <summary>
+    /// Claim, for this log's replica, decided transactions not completed, not settled by conflicts and due for another
+    /// phase-2 round, oldest first, at most <paramref name="limit"/>: one write that makes this replica their owner and
+    /// moves their next attempt <paramref name="lease"/> past the log's clock, so that no other replica sharing the log
+    /// claims them before that (their lease). Due is judged by the log's clock, the one every replica shares, never
+    /// the caller's. Two claims at once never return the same transaction; a lease that runs out (its claimer died,
+    /// stalled or was cut off) makes the transaction due again for any replica. Not forced: a lost claim is only a
+    /// transaction due again.
+    /// </summary>
+    /// <param name="lease">How long the claimed transactions are this replica's, on the log's clock.</param>
+    /// <param name="limit">At most this many.</param>
+    /// <param name="cancellationToken">Stops the write.</param>
+    Task<IReadOnlyList<TransactionRecord>> ClaimDueAsync(TimeSpan lease, int limit, CancellationToken cancellationToken);
 
     /// <summary>Every transaction not completed (preparing or decided), oldest first, at most <paramref name="limit"/>.</summary>
     Task<IReadOnlyList<TransactionRecord>> ListUnfinishedAsync(int limit, CancellationToken cancellationToken);

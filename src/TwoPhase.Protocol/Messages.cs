@@ -74,6 +74,12 @@ public sealed record TransactionRecord(
     /// <summary>The caller's own JSON given with the request (<see cref="TransactionRequest.Metadata"/>), if any.</summary>
     public string? Metadata { get; init; }
 
+    /// <summary>
+    /// The coordinator replica that last took the transaction (began or decided it, or claimed it for recovery); it is
+    /// that replica's until <see cref="NextAttemptAt"/>. Null on rows written before replicas had names.
+    /// </summary>
+    public string? Owner { get; init; }
+
     /// <summary>What <paramref name="participant"/> was sent with PREPARE; <c>{}</c> for a name the record has no payload for.</summary>
     public string PayloadOf(string participant) => Payloads.TryGetValue(participant, out var payload) ? payload : "{}";
 }

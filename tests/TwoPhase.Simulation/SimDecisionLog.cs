@@ -30,7 +30,7 @@ public sealed class SimDecisionLog(World world, Incarnation life, TimeProvider c
 
         var record = new TransactionRecord(
             request.Id, TransactionState.Preparing, [.. request.Participants.Select(p => p.Name)], [], [], null, request.Payloads,
-            request.IdempotencyKey, request.RequestHash, Now, deadline, null, null, 0, null);
+            request.IdempotencyKey, request.RequestHash, Now, deadline, null, null, 0, null) { Owner = life.ToString() };
         // The same distance from the database's now as the caller gave from its own.
         var row = new LogRow(record, Now + (abandonAt - callerClock.GetUtcNow()));
         Write(row, $"begin {request.Id}{(request.IdempotencyKey is null ? "" : $" key {request.IdempotencyKey}")}", forced: false);
@@ -63,7 +63,8 @@ public sealed class SimDecisionLog(World world, Incarnation life, TimeProvider c
             Reason = reason,
             Votes = [.. votes],
             DecidedAt = Now,
-            NextAttemptAt = nextAttemptAt,
+            NextAttemptAt = OnLogClock(nextAttemptAt),
+            Owner = life.ToString(),
         };
         var forced = decision == Decision.Commit
             ? variant != BrokenVariant.CommitNotForced
@@ -106,9 +107,10 @@ public sealed class SimDecisionLog(World world, Incarnation life, TimeProvider c
     public async Task ScheduleRetryAsync(string id, DateTimeOffset nextAttemptAt, CancellationToken cancellationToken)
     {
         await world.DiskAsync(life, cancellationToken);
-        if (Store.Get(id) is { Record.CompletedAt: null } stored)
+        // Only the owner's: a replica whose lease was taken over must not cut the new owner's lease short.
+        if (Store.Get(id) is { Record.CompletedAt: null } stored && (stored.Record.Owner is null || stored.Record.Owner == life.ToString()))
         {
-            var record = stored.Record with { Attempts = stored.Record.Attempts + 1, NextAttemptAt = nextAttemptAt };
+            var record = stored.Record with { Attempts = stored.Record.Attempts + 1, NextAttemptAt = OnLogClock(nextAttemptAt) };
             Write(stored with { Record = record }, $"retry {id} at {world.Ms(nextAttemptAt)}", forced: false);
         }
     }
@@ -132,11 +134,26 @@ public sealed class SimDecisionLog(World world, Incarnation life, TimeProvider c
         return Select(s => s.Record.State == TransactionState.Preparing && s.AbandonAt <= now, limit);
     }
 
-    public async Task<IReadOnlyList<TransactionRecord>> FindUnfinishedDueAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken)
+    /// <summary>Due by the database's clock, claimed for this replica in one step (the SQL logs' one statement): owner and lease.</summary>
+    public async Task<IReadOnlyList<TransactionRecord>> ClaimDueAsync(TimeSpan lease, int limit, CancellationToken cancellationToken)
     {
         await world.DiskAsync(life, cancellationToken);
-        return Select(s => s.Record is { CompletedAt: null, SettledAt: null, State: not TransactionState.Preparing } && (s.Record.NextAttemptAt is null || s.Record.NextAttemptAt <= now), limit);
+        var now = Now;
+        var due = Select(s => s.Record is { CompletedAt: null, SettledAt: null, State: not TransactionState.Preparing } && (s.Record.NextAttemptAt is null || s.Record.NextAttemptAt <= now), limit);
+        var claimed = new List<TransactionRecord>(due.Count);
+        foreach (var record in due)
+        {
+            var stored = Store.Get(record.Id)!;
+            var taken = record with { Owner = life.ToString(), NextAttemptAt = now + lease };
+            Write(stored with { Record = taken }, $"claim {record.Id} until {world.Ms(now + lease)}", forced: false);
+            claimed.Add(taken);
+        }
+
+        return claimed;
     }
+
+    // A moment the caller gave on its (maybe skewed) clock, as the same distance from the database's now.
+    private DateTimeOffset OnLogClock(DateTimeOffset callerMoment) => Now + (callerMoment - callerClock.GetUtcNow());
 
     public async Task<IReadOnlyList<TransactionRecord>> ListUnfinishedAsync(int limit, CancellationToken cancellationToken)
     {

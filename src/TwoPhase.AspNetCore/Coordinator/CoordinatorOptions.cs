@@ -34,6 +34,15 @@ public sealed class CoordinatorOptions
 
     internal const string NoParticipants = "no participants are configured; list each one's Name and Url (TwoPhase__Coordinator__Participants__0__Name, ...__Url)";
 
+    /// <summary>
+    /// This replica's name in the shared decision log: the owner of what it begins, decides and claims for recovery
+    /// (docs/recovery.md, "Replicas and leases"). Each replica of one coordinator group needs its own; the default, the
+    /// machine's name and the process id, is. 1 to 200 characters.
+    /// </summary>
+    [Required]
+    [StringLength(TwoPhase.Persistence.SqlDecisionLog.MaxReplicaIdLength, MinimumLength = 1)]
+    public string ReplicaId { get; set; } = TwoPhase.Persistence.SqlDecisionLog.DefaultReplicaId;
+
     /// <summary>The participants this coordinator's transactions may involve, by name. No default: none is refused at start.</summary>
     public List<ParticipantEndpoint> Participants { get; set; } = [];
 
@@ -104,5 +113,6 @@ public sealed class CoordinatorOptions
         yield return OptionFailure.Unless(nameof(s.DuplicateWait), s.DuplicateWait, TimeSpan.Zero, TimeSpan.FromMinutes(30));
         yield return OptionFailure.Unless(nameof(s.RecoveryBatchSize), s.RecoveryBatchSize, 1, 10_000);
         yield return OptionFailure.Unless(nameof(s.RecoveryParallelism), s.RecoveryParallelism, 1, 256);
+        yield return OptionFailure.Unless(nameof(s.RecoveryLease), s.RecoveryLease, TimeSpan.FromMilliseconds(50), tenMinutes);
     }
 }

@@ -62,7 +62,9 @@ public static class CoordinatorExtensions
                 UseProxy = false,
             })
             .ConfigureHttpClient(c => c.Timeout = TimeSpan.FromSeconds(30));
-        services.TryAddSingleton<SqlDecisionLog>();
+        // Named by this replica's id: the owner it records in a decision log other replicas may share.
+        services.TryAddSingleton(sp => new SqlDecisionLog(
+            sp.GetRequiredService<Database>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<IOptions<CoordinatorOptions>>().Value.ReplicaId));
         services.TryAddSingleton<IDecisionLog>(sp => sp.GetRequiredService<SqlDecisionLog>());
         services.TryAddSingleton(sp =>
         {

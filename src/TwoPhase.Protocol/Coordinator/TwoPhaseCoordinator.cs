@@ -30,6 +30,14 @@ public sealed class CoordinatorSettings
 
     /// <summary>Phase-2 rounds run at once by one recovery scan.</summary>
     public int RecoveryParallelism { get; set; } = 16;
+
+    /// <summary>
+    /// How long a replica that claimed a due transaction for recovery holds it before another replica sharing the
+    /// decision log may claim it (docs/recovery.md, "Replicas and leases"). Recovery claims at most
+    /// <see cref="RecoveryParallelism"/> at a time, so that each claimed round runs within its lease; it should exceed
+    /// <see cref="DecisionTimeout"/>, the longest one send of a round may take.
+    /// </summary>
+    public TimeSpan RecoveryLease { get; set; } = TimeSpan.FromSeconds(5);
 }
 
 /// <summary>
@@ -254,14 +262,29 @@ public sealed class TwoPhaseCoordinator(
             touched++;
         }
 
-        var due = await log.FindUnfinishedDueAsync(time.GetUtcNow(), settings.RecoveryBatchSize, cancellationToken);
-        metrics?.RecordRedrives(due.Count);
-        await Parallel.ForEachAsync(
-            due,
-            // On the caller's scheduler (the thread pool's in a host): the simulator runs every round on its own, one seed one history.
-            new ParallelOptions { MaxDegreeOfParallelism = settings.RecoveryParallelism, CancellationToken = cancellationToken, TaskScheduler = TaskScheduler.Current },
-            async (record, ct) => await DriveAsync(record, ct));
-        return touched + due.Count;
+        // Claimed, not just found: each claim makes the due transactions this replica's for RecoveryLease on the log's
+        // clock, so replicas sharing the log divide the work and re-drive a transaction one at a time. A claim takes no
+        // more than one parallel pass can drive, so that a claimed round is not still waiting its turn when its lease
+        // runs out and another replica claims it too.
+        var redriven = 0;
+        while (redriven < settings.RecoveryBatchSize && !cancellationToken.IsCancellationRequested)
+        {
+            var limit = Math.Min(settings.RecoveryParallelism, settings.RecoveryBatchSize - redriven);
+            var due = await log.ClaimDueAsync(settings.RecoveryLease, limit, cancellationToken);
+            metrics?.RecordRedrives(due.Count);
+            await Parallel.ForEachAsync(
+                due,
+                // On the caller's scheduler (the thread pool's in a host): the simulator runs every round on its own, one seed one history.
+                new ParallelOptions { MaxDegreeOfParallelism = settings.RecoveryParallelism, CancellationToken = cancellationToken, TaskScheduler = TaskScheduler.Current },
+                async (record, ct) => await DriveAsync(record, ct));
+            redriven += due.Count;
+            if (due.Count < limit)
+            {
+                break;
+            }
+        }
+
+        return touched + redriven;
     }
 
     /// <summary>

@@ -181,8 +181,24 @@ public sealed class InMemoryDecisionLog(TimeProvider time, Journal journal) : ID
         return Select(s => s.Record.State == TransactionState.Preparing && s.AbandonAt <= now, limit);
     }
 
-    public Task<IReadOnlyList<TransactionRecord>> FindUnfinishedDueAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken) =>
-        Select(s => s.Record is { CompletedAt: null, SettledAt: null } && s.Record.State != TransactionState.Preparing && (s.Record.NextAttemptAt is null || s.Record.NextAttemptAt <= now), limit);
+    /// <summary>
+    /// The due transactions, claimed: their next attempt moves <paramref name="lease"/> past this log's clock. Not
+    /// journaled and not forced (a claim the SQL log would lose in a crash is lost here too).
+    /// </summary>
+    public async Task<IReadOnlyList<TransactionRecord>> ClaimDueAsync(TimeSpan lease, int limit, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var due = await Select(s => s.Record is { CompletedAt: null, SettledAt: null } && s.Record.State != TransactionState.Preparing && (s.Record.NextAttemptAt is null || s.Record.NextAttemptAt <= now), limit);
+        lock (_gate)
+        {
+            foreach (var record in due)
+            {
+                _records[record.Id] = _records[record.Id] with { Record = _records[record.Id].Record with { NextAttemptAt = now + lease } };
+            }
+        }
+
+        return due;
+    }
 
     public Task<IReadOnlyList<TransactionRecord>> ListUnfinishedAsync(int limit, CancellationToken cancellationToken) =>
         Select(s => s.Record.CompletedAt is null, limit);
