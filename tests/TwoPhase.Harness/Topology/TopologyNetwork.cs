@@ -109,23 +109,20 @@ internal sealed class TopologyNetwork
     public static void CheckSubnetFree()
     {
         var ours = IPNetwork.Parse(Subnet);
-        foreach (var table in new[] { "all" })
+        var routes = HostCommand.Run("ip", ["-4", "route", "show", "table", "all"]).StandardOutput;
+        foreach (var line in routes.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
-            var routes = HostCommand.Run("ip", ["-4", "route", "show", "table", table]).StandardOutput;
-            foreach (var line in routes.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            var words = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            // "local 10.211.0.1 dev ..." and "broadcast ..." lead with the type; the prefix follows.
+            var prefix = words[0] is "local" or "broadcast" or "unicast" or "multicast" or "blackhole" or "unreachable" or "prohibit" or "throw" or "anycast" && words.Length > 1 ? words[1] : words[0];
+            if (prefix == "default" || !TryParseNetwork(prefix, out var network))
             {
-                var words = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                // "local 10.211.0.1 dev ..." and "broadcast ..." lead with the type; the prefix follows.
-                var prefix = words[0] is "local" or "broadcast" or "unicast" or "multicast" or "blackhole" or "unreachable" or "prohibit" or "throw" or "anycast" && words.Length > 1 ? words[1] : words[0];
-                if (prefix == "default" || !TryParseNetwork(prefix, out var network))
-                {
-                    continue;
-                }
+                continue;
+            }
 
-                if (Overlaps(ours, network))
-                {
-                    throw new TopologyException($"{Subnet} is already in use on this machine (route `{line}`); the topology uses only that subnet and will not share it. Remove what uses it (TopologySystem.RemoveLeftovers() removes what an earlier run left).");
-                }
+            if (Overlaps(ours, network))
+            {
+                throw new TopologyException($"{Subnet} is already in use on this machine (route `{line}`); the topology uses only that subnet and will not share it. Remove what uses it (TopologySystem.RemoveLeftovers() removes what an earlier run left).");
             }
         }
     }
