@@ -8,9 +8,10 @@ namespace TwoPhase.Harness.Topology;
 /// namespace <c>tp-&lt;node&gt;</c> with lo up and a veth pair, the root end (<c>tpv-&lt;node&gt;</c>) on the bridge, the node
 /// end (<c>eth0</c>) with the node's 10.211.0.N/24. No default route in a node: it can reach only the subnet. Only this
 /// subnet is ever configured; everything is removed again by <see cref="Remove"/> (or by <see cref="RemoveLeftovers"/>
-/// after a run that was killed).
+/// after a run that was killed). <see cref="TopologySystem"/> builds one; tests and tools may build a bare one (no
+/// services) with <see cref="Create"/>.
 /// </summary>
-internal sealed class TopologyNetwork
+public sealed class TopologyNetwork : IDisposable
 {
     public const string Bridge = "tp-br0";
     public const string HarnessAddress = "10.211.0.1";
@@ -19,14 +20,91 @@ internal sealed class TopologyNetwork
     public const string NodeInterface = "eth0";
 
     private readonly List<string> _namespaces = [];
+    private readonly Dictionary<string, (string Address, string Namespace)> _nodes = new(StringComparer.Ordinal);
     private readonly Action<string> _log;
+    private bool _removed;
 
-    public TopologyNetwork(Action<string> log) => _log = log;
+    internal TopologyNetwork(Action<string> log)
+    {
+        _log = log;
+        Links = new LinkFaults(_nodes);
+    }
 
     public IReadOnlyList<string> Namespaces => _namespaces;
 
+    /// <summary>Each node's address and namespace.</summary>
+    public IReadOnlyDictionary<string, (string Address, string Namespace)> Nodes => _nodes;
+
+    /// <summary>Link faults between this network's nodes.</summary>
+    public LinkFaults Links { get; }
+
+    /// <summary>
+    /// Checks root and ip/nft/tc, removes an earlier run's leftovers, refuses a subnet in use, then makes the bridge and a
+    /// namespace per node (addresses 10.211.0.2-254). On failure what was made is removed.
+    /// </summary>
+    public static TopologyNetwork Create(IReadOnlyList<(string Name, string Address)> nodes, Action<string>? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(nodes);
+        var subnet = IPNetwork.Parse(Subnet);
+        foreach (var (name, address) in nodes)
+        {
+            if (!IPAddress.TryParse(address, out var ip) || !subnet.Contains(ip) || address is HarnessAddress or "10.211.0.0" or "10.211.0.255")
+            {
+                throw new ArgumentException($"Node {name}: {address} is not a host address of {Subnet} other than the harness's {HarnessAddress}.", nameof(nodes));
+            }
+
+            if (name.Length == 0 || !name.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-'))
+            {
+                throw new ArgumentException($"Node name '{name}' must be lowercase letters, digits and '-'.", nameof(nodes));
+            }
+
+            _ = VethOf(name);
+        }
+
+        if (nodes.Select(n => n.Address).Distinct().Count() != nodes.Count || nodes.Select(n => n.Name).Distinct().Count() != nodes.Count)
+        {
+            throw new ArgumentException("Node names and addresses must be distinct.", nameof(nodes));
+        }
+
+        CheckPrerequisites(haproxy: false);
+        RemoveLeftovers(log);
+        CheckSubnetFree();
+        var network = new TopologyNetwork(log ?? (_ => { }));
+        try
+        {
+            network.CreateBridge();
+            foreach (var (name, address) in nodes)
+            {
+                network.AddNode(name, address);
+            }
+
+            return network;
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Runs a command inside a node's namespace (bounded; throws with its stderr on failure unless <paramref name="check"/> is false).</summary>
+    public HostCommandResult Exec(string node, IReadOnlyList<string> command, bool check = true, TimeSpan? timeout = null)
+    {
+        var ns = _nodes.TryGetValue(node, out var found) ? found.Namespace : throw new ArgumentException($"No node '{node}'.", nameof(node));
+        return HostCommand.Run("ip", ["netns", "exec", ns, .. command], check, timeout);
+    }
+
+    /// <summary>Removes everything (see <see cref="Remove"/>); problems go to the log.</summary>
+    public void Dispose()
+    {
+        foreach (var problem in Remove())
+        {
+            _log($"network clean-up: {problem}");
+        }
+    }
+
     /// <summary>Root, and ip, nft, tc and haproxy on the machine; otherwise a message naming what is missing.</summary>
-    public static void CheckPrerequisites()
+    public static void CheckPrerequisites(bool haproxy = true)
     {
         var missing = new List<string>();
         if (!IsRoot)
@@ -36,6 +114,11 @@ internal sealed class TopologyNetwork
 
         foreach (var (tool, package) in new[] { ("ip", "iproute2"), ("nft", "nftables"), ("tc", "iproute2"), ("haproxy", "haproxy") })
         {
+            if (tool == "haproxy" && !haproxy)
+            {
+                continue;
+            }
+
             if (HostCommand.Find(tool) is null)
             {
                 missing.Add($"{tool} (apt-get install {package})");
@@ -127,7 +210,7 @@ internal sealed class TopologyNetwork
         }
     }
 
-    public void CreateBridge()
+    internal void CreateBridge()
     {
         HostCommand.Run("ip", ["link", "add", Bridge, "type", "bridge"]);
         HostCommand.Run("ip", ["addr", "add", HarnessAddress + "/24", "dev", Bridge]);
@@ -136,12 +219,13 @@ internal sealed class TopologyNetwork
     }
 
     /// <summary>The node's namespace, lo up, its veth pair on the bridge, its address.</summary>
-    public void AddNode(string node, string address)
+    internal void AddNode(string node, string address)
     {
         var ns = NamespaceOf(node);
         var veth = VethOf(node);
         HostCommand.Run("ip", ["netns", "add", ns]);
         _namespaces.Add(ns);
+        _nodes[node] = (address, ns);
         HostCommand.Run("ip", ["-n", ns, "link", "set", "lo", "up"]);
         HostCommand.Run("ip", ["link", "add", veth, "type", "veth", "peer", "name", NodeInterface, "netns", ns]);
         HostCommand.Run("ip", ["link", "set", veth, "master", Bridge]);
@@ -154,6 +238,12 @@ internal sealed class TopologyNetwork
     public IReadOnlyList<string> Remove()
     {
         var problems = new List<string>();
+        if (_removed)
+        {
+            return problems;
+        }
+
+        _removed = true;
         foreach (var ns in _namespaces)
         {
             try

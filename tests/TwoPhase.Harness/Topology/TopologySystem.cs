@@ -245,10 +245,7 @@ public sealed partial class TopologySystem : IAsyncDisposable
 
         if (_network is { } network)
         {
-            foreach (var problem in network.Remove())
-            {
-                Log($"network clean-up: {problem}");
-            }
+            network.Dispose();
         }
 
         _probe.Dispose();
@@ -376,7 +373,7 @@ public sealed partial class TopologySystem : IAsyncDisposable
                 _network.AddNode(node.Name, node.Address);
             }
 
-            Links = new LinkFaults(_nodes.ToDictionary(n => n.Name, n => (n.Address, n.Namespace!), StringComparer.Ordinal));
+            Links = _network.Links;
             Log($"{_nodes.Count} namespaces on {TopologyNetwork.Bridge}: {string.Join(", ", _nodes.Select(n => $"{n.Name} {n.Address}"))}");
         }
 
