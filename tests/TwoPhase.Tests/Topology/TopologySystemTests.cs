@@ -29,7 +29,7 @@ public sealed class TopologySystemTests(ITestOutputHelper output)
             using var http = Api.CreateHttpClient(topology.Secret);
             var api = new Api(http, topology.EntryUrl(ServiceKind.Order), topology.EntryUrl(ServiceKind.Storage), topology.EntryUrl(ServiceKind.Delivery));
             await api.AddProductAsync("widget", 5);
-            await api.AddCouriersAsync(1);
+            await api.AddCouriersAsync(3);
             var placed = await api.PlaceOrderAsync("widget", 2);
             Assert.True(placed.Order is { } view && view.Status == "committed", $"order answered {placed.Status}: {placed.Body}\n{topology.Tails()}");
 
