@@ -50,3 +50,69 @@ public sealed class TopologySystemTests(ITestOutputHelper output)
         Assert.Equal("", RootRequired.Leftovers());
     }
 }
+
+/// <summary>The topology without namespaces (what the bench compares 3 against 1 coordinators with): all on 127.0.0.1.</summary>
+[Collection(TopologyCollection.Name)]
+public sealed class TopologyLoopbackTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task TwoCoordinatorsTwoStorageReplicas_OnLoopback_KilledReplicaAndPausedDatabase_OrdersStillCommit()
+    {
+        var options = new TopologyOptions { Namespaces = false, Coordinators = 2, StorageReplicas = 2, DeliveryReplicas = 1, Recovery = RecoverySettings.Quick, PrepareDeadlineMs = 5000 };
+        await using var topology = await TopologySystem.StartAsync(options, output.WriteLine);
+        Assert.Null(topology.Links);
+        Assert.All(topology.Nodes, n => Assert.Equal("127.0.0.1", n.Address));
+        Assert.Equal(topology.Nodes.Count(n => n.Url is not null), topology.Nodes.Where(n => n.Url is not null).Select(n => n.Url!.Port).Distinct().Count());
+        Assert.Equal(["order-1", "order-2"], topology.Replicas(ServiceKind.Order).Select(n => n.Name));
+
+        using var http = Api.CreateHttpClient(topology.Secret);
+        var api = new Api(http, topology.EntryUrl(ServiceKind.Order), topology.EntryUrl(ServiceKind.Storage), topology.EntryUrl(ServiceKind.Delivery));
+        await api.AddProductAsync("widget", 50);
+        await api.AddCouriersAsync(20);
+        await CommitsAsync(api, topology, "at start");
+
+        // A killed storage replica: lb-storage retries the refused connection on the other one (retry-on conn-failure).
+        var storage1 = topology["storage-1"];
+        await topology.KillAsync(storage1);
+        Assert.False(storage1.Process!.IsRunning);
+        for (var i = 0; i < 3; i++)
+        {
+            await CommitsAsync(api, topology, $"with storage-1 dead ({i})");
+        }
+
+        await topology.RestartAsync(storage1);
+        Assert.True(storage1.Process.IsRunning);
+
+        // A paused database: the postmaster and every backend stopped (state T), then running again.
+        var database = topology.DatabaseOf(ServiceKind.Delivery);
+        var postmaster = database.Database!.PostmasterProcessId!.Value;
+        topology.Pause(database);
+        Assert.Equal('T', State(postmaster));
+        topology.Resume(database);
+        Assert.NotEqual('T', State(postmaster));
+
+        // A database crash (immediate stop) and restart: orders commit again once the replicas reconnect.
+        await topology.KillAsync(database);
+        await topology.RestartAsync(database);
+        await topology.WaitAllReadyAsync(TimeSpan.FromSeconds(90));
+        await CommitsAsync(api, topology, "after the delivery database restarted");
+
+        // A killed and restarted coordinator replica comes back behind lb-order.
+        await topology.KillAsync(topology["order-1"]);
+        await CommitsAsync(api, topology, "with order-1 dead");
+        await topology.RestartAsync(topology["order-1"]);
+        await topology.WaitAllReadyAsync(TimeSpan.FromSeconds(90));
+    }
+
+    private static async Task CommitsAsync(Api api, TopologySystem topology, string when)
+    {
+        var placed = await api.PlaceOrderAsync("widget", 1);
+        Assert.True(placed.Order is { Status: "committed" }, $"{when}: the order answered {placed.Status}: {placed.Body}\n{topology.Tails()}");
+    }
+
+    private static char State(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        return stat[stat.LastIndexOf(')') + 2];
+    }
+}
