@@ -22,13 +22,18 @@ public sealed class TopologyNetwork : IDisposable
     private readonly List<string> _namespaces = [];
     private readonly Dictionary<string, (string Address, string Namespace)> _nodes = new(StringComparer.Ordinal);
     private readonly Action<string> _log;
+    private readonly NetworkLock _lock;
     private bool _removed;
 
-    internal TopologyNetwork(Action<string> log)
+    private TopologyNetwork(NetworkLock networkLock, Action<string> log)
     {
+        _lock = networkLock;
         _log = log;
         Links = new LinkFaults(_nodes);
     }
+
+    /// <summary>How long a start waits for another live run's network to go away (only one can exist per machine).</summary>
+    public static TimeSpan LockWait { get; } = TimeSpan.FromMinutes(10);
 
     public IReadOnlyList<string> Namespaces => _namespaces;
 
@@ -67,17 +72,36 @@ public sealed class TopologyNetwork : IDisposable
         }
 
         CheckPrerequisites(haproxy: false);
-        RemoveLeftovers(log);
-        CheckSubnetFree();
-        var network = new TopologyNetwork(log ?? (_ => { }));
+        var network = Begin(log ?? (_ => { }));
         try
         {
-            network.CreateBridge();
             foreach (var (name, address) in nodes)
             {
                 network.AddNode(name, address);
             }
 
+            return network;
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Takes the machine's topology lock (waiting while another live run holds it), removes what a killed run left,
+    /// refuses a subnet something else routes, and makes the bridge. Nodes are added after.
+    /// </summary>
+    internal static TopologyNetwork Begin(Action<string> log)
+    {
+        var held = NetworkLock.Acquire(LockWait, log);
+        var network = new TopologyNetwork(held, log);
+        try
+        {
+            RemoveLeftoversLocked(log);
+            CheckSubnetFree();
+            network.CreateBridge();
             return network;
         }
         catch
@@ -101,6 +125,8 @@ public sealed class TopologyNetwork : IDisposable
         {
             _log($"network clean-up: {problem}");
         }
+
+        _lock.Dispose();
     }
 
     /// <summary>Root, and ip, nft, tc and haproxy on the machine; otherwise a message naming what is missing.</summary>
@@ -156,12 +182,24 @@ public sealed class TopologyNetwork : IDisposable
     /// Removes every <c>tp-*</c> namespace (killing what still runs in it first, or the namespace and its veth would
     /// live on), any <c>tpv-*</c> veth left in the root namespace, and the bridge.
     /// </summary>
+    /// <remarks>
+    /// A live run's network is not a leftover: while another process holds the topology lock, nothing is removed and
+    /// this throws (it would tear that run down).
+    /// </remarks>
     public static void RemoveLeftovers(Action<string>? log = null)
     {
         if (!IsRoot || HostCommand.Find("ip") is null)
         {
             return;
         }
+
+        using var held = NetworkLock.TryAcquire()
+            ?? throw new TopologyException("A live topology run holds the network lock; its namespaces are not leftovers and were left alone.");
+        RemoveLeftoversLocked(log);
+    }
+
+    private static void RemoveLeftoversLocked(Action<string>? log)
+    {
 
         var list = HostCommand.Run("ip", ["netns", "list"], check: false);
         foreach (var name in list.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
@@ -210,7 +248,7 @@ public sealed class TopologyNetwork : IDisposable
         }
     }
 
-    internal void CreateBridge()
+    private void CreateBridge()
     {
         HostCommand.Run("ip", ["link", "add", Bridge, "type", "bridge"]);
         HostCommand.Run("ip", ["addr", "add", HarnessAddress + "/24", "dev", Bridge]);

@@ -354,8 +354,6 @@ public sealed partial class TopologySystem : IAsyncDisposable
         if (Options.Namespaces)
         {
             TopologyNetwork.CheckPrerequisites();
-            TopologyNetwork.RemoveLeftovers(Log);
-            TopologyNetwork.CheckSubnetFree();
         }
         else
         {
@@ -366,8 +364,7 @@ public sealed partial class TopologySystem : IAsyncDisposable
         LayOut();
         if (Options.Namespaces)
         {
-            _network = new TopologyNetwork(Log);
-            _network.CreateBridge();
+            _network = TopologyNetwork.Begin(Log);
             foreach (var node in _nodes)
             {
                 _network.AddNode(node.Name, node.Address);

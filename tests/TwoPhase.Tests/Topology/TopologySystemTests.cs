@@ -49,6 +49,59 @@ public sealed class TopologySystemTests(ITestOutputHelper output)
 
         Assert.Equal("", RootRequired.Leftovers());
     }
+
+    [Fact]
+    public async Task DefaultShape_ThreeTwoTwo_InNamespaces_ReplicaCutOffFromItsBalancerLeavesRotation_OrdersCommit()
+    {
+        RootRequired.Check();
+        await using var topology = await TopologySystem.StartAsync(new TopologyOptions { Recovery = RecoverySettings.Quick, PrepareDeadlineMs = 5000 }, output.WriteLine);
+        Assert.Equal(["order-1", "order-2", "order-3"], topology.Replicas(ServiceKind.Order).Select(n => n.Name));
+        Assert.Equal(2, topology.Replicas(ServiceKind.Storage).Count);
+        Assert.Equal(2, topology.Replicas(ServiceKind.Delivery).Count);
+        Assert.All(topology.Replicas(ServiceKind.Order), n => Assert.Equal(n.Name, n.Process!.Environment["TwoPhase__Coordinator__ReplicaId"]));
+
+        using var http = Api.CreateHttpClient(topology.Secret);
+        var api = new Api(http, topology.EntryUrl(ServiceKind.Order), topology.EntryUrl(ServiceKind.Storage), topology.EntryUrl(ServiceKind.Delivery));
+        await api.AddProductAsync("widget", 50);
+        await api.AddCouriersAsync(20);
+
+        // storage-1 cut off from lb-storage: its health checks fail, HAProxy takes it out, storage-2 serves.
+        var storage1 = topology["storage-1"];
+        await topology.Links!.CutBothAsync("storage-1", "lb-storage");
+        var lb = topology.BalancerOf(ServiceKind.Storage).Balancer!;
+        using (var wait = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+        {
+            while ((await lb.BackendStatesAsync(wait.Token)).GetValueOrDefault(storage1.Url!) != "DOWN")
+            {
+                await Task.Delay(100, wait.Token);
+            }
+        }
+
+        for (var i = 0; i < 5; i++)
+        {
+            var placed = await api.PlaceOrderAsync("widget", 1);
+            Assert.True(placed.Order is { Status: "committed" }, $"order {i} with storage-1 cut off answered {placed.Status}: {placed.Body}\n{topology.Tails()}");
+        }
+
+        // A paused coordinator replica: the others keep taking orders (leastconn sends new connections elsewhere).
+        topology.Pause(topology["order-1"]);
+        await topology.Links.HealAsync();
+        using var fresh = Api.CreateHttpClient(topology.Secret);
+        var api2 = new Api(fresh, topology.EntryUrl(ServiceKind.Order), topology.EntryUrl(ServiceKind.Storage), topology.EntryUrl(ServiceKind.Delivery));
+        using (var wait = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+        {
+            var orderLb = topology.BalancerOf(ServiceKind.Order).Balancer!;
+            while ((await orderLb.BackendStatesAsync(wait.Token)).GetValueOrDefault(topology["order-1"].Url!) != "DOWN")
+            {
+                await Task.Delay(100, wait.Token);
+            }
+        }
+
+        var during = await api2.PlaceOrderAsync("widget", 1);
+        Assert.True(during.Order is { Status: "committed" }, $"with order-1 paused the order answered {during.Status}: {during.Body}");
+        topology.Resume(topology["order-1"]);
+        await topology.WaitAllReadyAsync(TimeSpan.FromSeconds(90));
+    }
 }
 
 /// <summary>The topology without namespaces (what the bench compares 3 against 1 coordinators with): all on 127.0.0.1.</summary>
