@@ -119,6 +119,16 @@ public sealed class LinkFaultsTests
     }
 
     [Fact]
+    public void RemoveLeftovers_WhileALiveNetworkHoldsTheLock_RefusesAndRemovesNothing()
+    {
+        RootRequired.Check();
+        using var network = TopologyNetwork.Create([(A, AddressA), (B, AddressB)]);
+        Assert.Throws<TopologyException>(TopologySystem.RemoveLeftovers);
+        Assert.Contains("tp-node-a", RootRequired.Leftovers(), StringComparison.Ordinal);
+        Assert.Contains("tp-br0", RootRequired.Leftovers(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task UnknownNodeOrAddressOutsideTheSubnet_IsRefused()
     {
         RootRequired.Check();
