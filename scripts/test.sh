@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command. On a fresh Debian 12 machine with the .NET SDK it installs what the tests
-# need (PostgreSQL 15 server, Chromium for the browser test), starts a throwaway PostgreSQL cluster
+# need (PostgreSQL 15 server, Chromium for the browser test, HAProxy, nftables and iptables for the topology
+# tests in network namespaces), starts a throwaway PostgreSQL cluster
 # (scripts/pg-start.sh) unless TWOPHASE_TEST_POSTGRES already names a server, packs the library packages into
 # the local feed (scripts/pack.sh; TWOPHASE_PACKAGE_FEED names it for the tests that restore from it), runs every
 # test project with `dotnet test TwoPhase.slnx` plus any extra arguments, and stops PostgreSQL again.
@@ -17,6 +18,12 @@ install_packages() {
     [[ -x /usr/lib/postgresql/15/bin/initdb ]] || packages+=(postgresql)
     # Browser test (tests/TwoPhase.Browser.Tests): Debian's Chromium, and a font so screenshots have text.
     [[ -x /usr/bin/chromium ]] || packages+=(chromium fonts-liberation)
+    # Topology tests (tests/TwoPhase.Tests/Topology, docs/scaling.md): a load balancer per service, link faults with nft
+    # and tc inside network namespaces (ip and tc come with iproute2).
+    [[ -x /usr/sbin/haproxy ]] || packages+=(haproxy)
+    command -v nft >/dev/null 2>&1 || [[ -x /usr/sbin/nft ]] || packages+=(nftables)
+    command -v iptables >/dev/null 2>&1 || [[ -x /usr/sbin/iptables ]] || packages+=(iptables)
+    command -v ip >/dev/null 2>&1 || [[ -x /usr/sbin/ip || -x /sbin/ip ]] || packages+=(iproute2)
     (( ${#packages[@]} == 0 )) && return 0
     if [[ "$(id -u)" -ne 0 ]]; then
         echo "test: missing ${packages[*]}; install them (apt-get install ${packages[*]}) or run as root" >&2
