@@ -104,5 +104,6 @@ public sealed class CoordinatorOptions
         yield return OptionFailure.Unless(nameof(s.DuplicateWait), s.DuplicateWait, TimeSpan.Zero, TimeSpan.FromMinutes(30));
         yield return OptionFailure.Unless(nameof(s.RecoveryBatchSize), s.RecoveryBatchSize, 1, 10_000);
         yield return OptionFailure.Unless(nameof(s.RecoveryParallelism), s.RecoveryParallelism, 1, 256);
+        yield return OptionFailure.Unless(nameof(s.MaxBackgroundPhaseTwo), s.MaxBackgroundPhaseTwo, 1, 100_000);
     }
 }
