@@ -19,7 +19,7 @@ public sealed class AnswerAfterDecisionTests
         var h = new CoordinatorHarness(Early());
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var sent = new CountdownEvent(2);
-        foreach (var name in new[] { Storage.Name, Delivery.Name })
+        foreach (var name in new[] { CoordinatorHarness.Storage.Name, CoordinatorHarness.Delivery.Name })
         {
             h.Transport.OnDecision(name, async (_, _) =>
             {
@@ -53,10 +53,10 @@ public sealed class AnswerAfterDecisionTests
     {
         var h = new CoordinatorHarness();
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        h.Transport.OnDecision(Storage.Name, async (_, _) =>
+        h.Transport.OnDecision(CoordinatorHarness.Storage.Name, async (_, _) =>
         {
             await release.Task;
-            return new Ack(Storage.Name, AckKind.Acknowledged);
+            return new Ack(CoordinatorHarness.Storage.Name, AckKind.Acknowledged);
         });
 
         var running = h.ExecuteAsync("tx-late");
@@ -77,7 +77,7 @@ public sealed class AnswerAfterDecisionTests
         var h = new CoordinatorHarness(Early());
         using var stopping = new CancellationTokenSource();
         var cut = true;
-        foreach (var name in new[] { Storage.Name, Delivery.Name })
+        foreach (var name in new[] { CoordinatorHarness.Storage.Name, CoordinatorHarness.Delivery.Name })
         {
             h.Transport.OnDecision(name, async (_, ct) =>
             {
@@ -114,10 +114,10 @@ public sealed class AnswerAfterDecisionTests
     {
         var h = new CoordinatorHarness(Early(maxBackground: 1));
         var releaseFirst = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        h.Transport.OnDecision(Storage.Name, async (_, _) =>
+        h.Transport.OnDecision(CoordinatorHarness.Storage.Name, async (_, _) =>
         {
             await releaseFirst.Task;
-            return new Ack(Storage.Name, AckKind.Acknowledged);
+            return new Ack(CoordinatorHarness.Storage.Name, AckKind.Acknowledged);
         });
 
         var (first, _) = await h.ExecuteAsync("tx-a").WaitAsync(EventTimeout);
@@ -138,7 +138,7 @@ public sealed class AnswerAfterDecisionTests
     public async Task Aborted_IsAnsweredEarly_AndTheAbortsAreDelivered()
     {
         var h = new CoordinatorHarness(Early());
-        h.Transport.OnPrepare(Storage.Name, _ => Task.FromResult(new Vote(Storage.Name, VoteKind.No, "out of stock")));
+        h.Transport.OnPrepare(CoordinatorHarness.Storage.Name, _ => Task.FromResult(new Vote(CoordinatorHarness.Storage.Name, VoteKind.No, "out of stock")));
 
         var (outcome, _) = await h.ExecuteAsync("tx-no").WaitAsync(EventTimeout);
 
