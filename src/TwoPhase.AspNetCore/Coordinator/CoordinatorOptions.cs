@@ -114,5 +114,6 @@ public sealed class CoordinatorOptions
         yield return OptionFailure.Unless(nameof(s.RecoveryBatchSize), s.RecoveryBatchSize, 1, 10_000);
         yield return OptionFailure.Unless(nameof(s.RecoveryParallelism), s.RecoveryParallelism, 1, 256);
         yield return OptionFailure.Unless(nameof(s.RecoveryLease), s.RecoveryLease, TimeSpan.FromMilliseconds(50), tenMinutes);
+        yield return OptionFailure.Unless(nameof(s.MaxBackgroundPhaseTwo), s.MaxBackgroundPhaseTwo, 1, 100_000);
     }
 }

@@ -38,6 +38,20 @@ public sealed class CoordinatorSettings
     /// <see cref="DecisionTimeout"/>, the longest one send of a round may take.
     /// </summary>
     public TimeSpan RecoveryLease { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Answer the caller as soon as the decision is durable; the first phase-2 round then runs in the background
+    /// (bounded by <see cref="MaxBackgroundPhaseTwo"/>, each send by <see cref="DecisionTimeout"/>), and recovery
+    /// re-drives it if this process dies first. The answer lists only the acknowledgements received by then (none for a
+    /// new transaction). Off (the default): the answer waits for that first round.
+    /// </summary>
+    public bool AnswerAfterDecision { get; set; }
+
+    /// <summary>
+    /// With <see cref="AnswerAfterDecision"/>: phase-2 rounds run in the background at once; beyond it, a transaction's
+    /// answer waits for its own round, as without the option.
+    /// </summary>
+    public int MaxBackgroundPhaseTwo { get; set; } = 1024;
 }
 
 /// <summary>
@@ -122,10 +136,57 @@ public sealed class TwoPhaseCoordinator(
         metrics?.RecordDecision(decided, decision, reason, abandoned: refused);
         await hooks.AtAsync(ProtocolPoint.CoordinatorAfterDecisionWritten, request.Id, cancellationToken);
 
+        activity?.SetTag("twophase.outcome", decided.State.ToWire());
+        if (settings.AnswerAfterDecision && TryDriveInBackground(decided, started, cancellationToken))
+        {
+            // The decision is durable and phase 2 is under way: the answer says only what is acknowledged so far.
+            return (new TransactionOutcome(request.Id, decided.State, decided.Reason, decided.Votes, decided.Acknowledged), true);
+        }
+
         var acknowledged = await DriveAsync(decided, cancellationToken);
         metrics?.RecordTransaction(decided.State, time.GetElapsedTime(started));
-        activity?.SetTag("twophase.outcome", decided.State.ToWire());
         return (new TransactionOutcome(request.Id, decided.State, decided.Reason, decided.Votes, acknowledged), true);
+    }
+
+    private int _backgroundRounds;
+
+    /// <summary>Phase-2 rounds running in the background now (<see cref="CoordinatorSettings.AnswerAfterDecision"/>).</summary>
+    public int BackgroundPhaseTwo => Volatile.Read(ref _backgroundRounds);
+
+    /// <summary>
+    /// Start the first phase-2 round without waiting for it, if fewer than <see cref="CoordinatorSettings.MaxBackgroundPhaseTwo"/>
+    /// run. Its failure is left to recovery: the decision is durable and its row falls due (DecideAsync's recover-after).
+    /// </summary>
+    private bool TryDriveInBackground(TransactionRecord decided, long started, CancellationToken cancellationToken)
+    {
+        if (Interlocked.Increment(ref _backgroundRounds) > settings.MaxBackgroundPhaseTwo)
+        {
+            Interlocked.Decrement(ref _backgroundRounds);
+            return false;
+        }
+
+        // Not awaited, on the caller's scheduler (the simulator's in its runs); it catches all it throws.
+        _ = DriveInBackgroundAsync(decided, started, cancellationToken);
+        return true;
+    }
+
+    private async Task DriveInBackgroundAsync(TransactionRecord decided, long started, CancellationToken cancellationToken)
+    {
+        try
+        {
+            // Off the caller's stack first: the answer goes back before any PHASE-2 send is made.
+            await Task.Yield();
+            await DriveAsync(decided, cancellationToken);
+            metrics?.RecordTransaction(decided.State, time.GetElapsedTime(started));
+        }
+        catch (Exception)
+        {
+            // A host stopping, a log or transport failure, a crash point: the decision is durable, recovery re-drives it.
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _backgroundRounds);
+        }
     }
 
     private async Task<TransactionRecord> DecideAsync(string id, Decision decision, string? reason, IReadOnlyList<Vote> votes, Durability abortDurability, CancellationToken cancellationToken)
