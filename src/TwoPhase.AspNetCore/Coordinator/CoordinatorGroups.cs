@@ -30,7 +30,7 @@ internal static partial class CoordinatorGroups
     public const string QueryParameter = "group";
 
     /// <summary>The problem type of the decision query's 404 for an id another group issued.</summary>
-    public const string NotThisGroupType = "https://github.com/twophase/twophase/blob/main/docs/protocol.md#not-this-group";
+    public const string NotThisGroupType = "urn:twophase:problems/not-this-group";
 
     /// <summary>The last segment of <see cref="NotThisGroupType"/>, by which an asker recognises the answer.</summary>
     public const string NotThisGroupSuffix = "not-this-group";
