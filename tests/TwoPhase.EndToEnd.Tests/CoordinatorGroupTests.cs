@@ -128,7 +128,8 @@ public sealed class CoordinatorGroupTests(ITestOutputHelper output)
             ["TwoPhase__Coordinator__Participants__1__Name"] = "delivery",
             ["TwoPhase__Coordinator__Participants__1__Url"] = system.Delivery.Url.GetLeftPart(UriPartial.Authority),
             ["TwoPhase__Coordinator__BatchMessages"] = batched ? "true" : "false",
-            ["TwoPhase__Coordinator__PrepareDeadlineMs"] = "3000",
+            // Generous: a cold first PREPARE on a loaded two-core machine must not turn this order into an abort.
+            ["TwoPhase__Coordinator__PrepareDeadlineMs"] = "20000",
             ["TwoPhase__Coordinator__RecoveryIntervalMs"] = quick.CoordinatorScanMs!.Value.ToString(CultureInfo.InvariantCulture),
             ["TwoPhase__Coordinator__DecisionTimeoutMs"] = quick.DecisionTimeoutMs!.Value.ToString(CultureInfo.InvariantCulture),
             ["TwoPhase__Coordinator__RetryMaxDelayMs"] = quick.CoordinatorRetryMaxDelayMs!.Value.ToString(CultureInfo.InvariantCulture),
