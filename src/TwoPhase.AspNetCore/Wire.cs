@@ -14,7 +14,14 @@ public sealed record DecisionAnswer(string TransactionId, string State);
 public sealed record DecisionQuery(string TransactionId, string State);
 
 /// <summary>A participant's ledger row on the wire.</summary>
-public sealed record LedgerRow(string TransactionId, string State, string? Reason, JsonElement? Holding, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt, double AgeSeconds, int Checks);
+public sealed record LedgerRow(string TransactionId, string State, string? Reason, JsonElement? Holding, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt, double AgeSeconds, int Checks)
+{
+    /// <summary>The coordinator group whose PREPARE claimed the row, the one an in-doubt row asks; null when it named none.</summary>
+    public string? CoordinatorGroup { get; init; }
+
+    /// <summary>Where that group said it answers the decision query; null: the participant's configured coordinator URL.</summary>
+    public string? CoordinatorUrl { get; init; }
+}
 
 /// <summary>The old system's participant message: <c>{"transactionId": "...", "orderId": N}</c>.</summary>
 internal sealed class LegacyMessage

@@ -92,12 +92,43 @@ internal static class LedgerSql
             created_ms     BIGINT NOT NULL,
             updated_ms     BIGINT NOT NULL,
             checks         INTEGER NOT NULL DEFAULT 0,
-            next_check_ms  BIGINT NULL
+            next_check_ms  BIGINT NULL,
+            coordinator_group TEXT NULL,
+            coordinator_url   TEXT NULL
         );
         CREATE INDEX IF NOT EXISTS tp_ledger_prepared ON tp_ledger (created_ms) WHERE state = 'prepared';
         """;
 
-    public const string Columns = "tx_id, state, reason, holding, created_ms, updated_ms, checks, next_check_ms";
+    /// <summary>
+    /// Columns added after the first release, for ledgers created before them (<see cref="MigrateAsync"/>): the coordinator
+    /// group a PREPARE named and where it answers (docs/protocol.md, "Coordinator groups"). Older rows keep null: they ask
+    /// the configured coordinator, as they did.
+    /// </summary>
+    public static readonly (string Name, string Definition)[] AddedColumns =
+    [
+        ("coordinator_group", "TEXT NULL"),
+        ("coordinator_url", "TEXT NULL"),
+    ];
+
+    public const string Columns = "tx_id, state, reason, holding, created_ms, updated_ms, checks, next_check_ms, coordinator_group, coordinator_url";
+
+    /// <summary>Adds <see cref="AddedColumns"/> where missing; idempotent, run at start after the schema.</summary>
+    public static Task MigrateAsync(Database db, CancellationToken cancellationToken) =>
+        db.WriteAsync(
+            async tx =>
+            {
+                // PostgreSQL says IF NOT EXISTS itself; SQLite cannot, so look first, inside the write lock that
+                // serialises two replicas starting on one file.
+                var existing = tx.Dialect == Dialect.Postgres
+                    ? []
+                    : (await tx.Connection.QueryAsync<string>(new CommandDefinition("SELECT name FROM pragma_table_info('tp_ledger')", transaction: tx.Transaction, cancellationToken: cancellationToken))).ToHashSet(StringComparer.OrdinalIgnoreCase);
+                foreach (var (name, definition) in AddedColumns.Where(c => !existing.Contains(c.Name)))
+                {
+                    var ifMissing = tx.Dialect == Dialect.Postgres ? "IF NOT EXISTS " : "";
+                    await tx.Connection.ExecuteAsync(new CommandDefinition($"ALTER TABLE tp_ledger ADD COLUMN {ifMissing}{name} {definition}", transaction: tx.Transaction, cancellationToken: cancellationToken));
+                }
+            },
+            cancellationToken);
 
     /// <summary>The row as this local transaction sees it. No lock: decisions lock the row with their conditional UPDATE.</summary>
     public static Task<LedgerEntry?> FindAsync(LocalTransaction tx, string id, CancellationToken cancellationToken) =>
@@ -126,8 +157,14 @@ internal static class LedgerSql
         public long updated_ms { get; set; }
         public long checks { get; set; }
         public long? next_check_ms { get; set; }
+        public string? coordinator_group { get; set; }
+        public string? coordinator_url { get; set; }
 
         public LedgerEntry ToEntry() => new(
-            tx_id, StateNames.ParseLedgerState(state), reason, holding, UnixMs.To(created_ms), UnixMs.To(updated_ms), (int)checks, UnixMs.To(next_check_ms));
+            tx_id, StateNames.ParseLedgerState(state), reason, holding, UnixMs.To(created_ms), UnixMs.To(updated_ms), (int)checks, UnixMs.To(next_check_ms))
+        {
+            CoordinatorGroup = coordinator_group,
+            CoordinatorUrl = coordinator_url,
+        };
     }
 }

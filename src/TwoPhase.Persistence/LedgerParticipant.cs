@@ -29,6 +29,7 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
     public async Task InitializeAsync(CancellationToken cancellationToken)
     {
         await db.ExecuteScriptAsync(LedgerSql.Schema, cancellationToken);
+        await LedgerSql.MigrateAsync(db, cancellationToken);
         await db.ExecuteScriptAsync(resources.Schema(db.Dialect), cancellationToken);
     }
 
@@ -37,7 +38,16 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
     /// read (it threw <see cref="InvalidPayloadException"/>) throws that here, for this PREPARE alone: nothing was written
     /// for it, and the others of its group commit went on without it.
     /// </summary>
-    public async Task<(VoteKind Vote, string? Reason)> PrepareAsync(string transactionId, string payload, CancellationToken cancellationToken)
+    public Task<(VoteKind Vote, string? Reason)> PrepareAsync(string transactionId, string payload, CancellationToken cancellationToken) =>
+        PrepareAsync(transactionId, payload, null, null, cancellationToken);
+
+    /// <summary>
+    /// PREPARE from a coordinator that named its group (docs/protocol.md, "Coordinator groups"): as
+    /// <see cref="PrepareAsync(string, string, CancellationToken)"/>, and the row it claims keeps
+    /// <paramref name="coordinatorGroup"/> and <paramref name="coordinatorUrl"/> (checked by the caller), so that an
+    /// in-doubt question goes to that group. A repeat is answered from the row and changes neither.
+    /// </summary>
+    public async Task<(VoteKind Vote, string? Reason)> PrepareAsync(string transactionId, string payload, string? coordinatorGroup, string? coordinatorUrl, CancellationToken cancellationToken)
     {
         using var activity = TwoPhaseDiagnostics.StartParticipant("prepare", transactionId);
         await hooks.AtAsync(ProtocolPoint.ParticipantBeforePrepareWritten, transactionId, cancellationToken);
@@ -45,7 +55,7 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
         // their ledger rows are claimed in one INSERT.
         var (vote, reason, invalid) = await db.WriteBatchedAsync(
             _prepares ??= new SetWrite<PrepareItem, Prepared>((tx, item) => PrepareOneAsync(tx, item), PrepareAllAsync),
-            new PrepareItem(transactionId, payload, time.GetUtcNow()),
+            new PrepareItem(transactionId, payload, time.GetUtcNow(), coordinatorGroup, coordinatorUrl),
             cancellationToken);
         if (invalid is not null)
         {
@@ -61,7 +71,16 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
         return (vote, reason);
     }
 
-    private sealed record PrepareItem(string TransactionId, string Payload, DateTimeOffset Now);
+    private sealed record PrepareItem(string TransactionId, string Payload, DateTimeOffset Now, string? CoordinatorGroup, string? CoordinatorUrl)
+    {
+        /// <summary>The row this PREPARE claims (<see cref="ParticipantRules.Claim"/>), naming the coordinator group it came from.</summary>
+        public LedgerEntry Claim(Reservation reservation) =>
+            ParticipantRules.Claim(TransactionId, reservation.Reserved, reservation.Holding, reservation.Reason, Now) with
+            {
+                CoordinatorGroup = CoordinatorGroup,
+                CoordinatorUrl = CoordinatorUrl,
+            };
+    }
 
     /// <summary>One PREPARE's answer: the vote, or the resource manager's verdict that its payload is invalid (nothing written).</summary>
     private readonly record struct Prepared(VoteKind Vote, string? Reason, InvalidPayloadException? Invalid = null)
@@ -108,7 +127,7 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
             return Prepared.Refused(invalid!);
         }
 
-        var claim = ParticipantRules.Claim(item.TransactionId, reservation.Reserved, reservation.Holding, reservation.Reason, item.Now);
+        var claim = item.Claim(reservation);
         if (await InsertIfAbsentAsync(tx, claim))
         {
             return ParticipantRules.Answer(claim);
@@ -148,7 +167,7 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
                     continue;
                 }
 
-                claims.Add((i, reservation, ParticipantRules.Claim(item.TransactionId, reservation.Reserved, reservation.Holding, reservation.Reason, item.Now)));
+                claims.Add((i, reservation, item.Claim(reservation)));
             }
         }
 
@@ -156,8 +175,9 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
         // under the key's lock, and RETURNING says which ids this batch claimed.
         HashSet<string> claimed = claims.Count == 0 ? [] : (await tx.Connection.QueryAsync<string>(new CommandDefinition(
             """
-            INSERT INTO tp_ledger (tx_id, state, reason, holding, created_ms, updated_ms)
-            SELECT u.id, u.state, u.reason, u.holding, u.now, u.now FROM unnest(@Ids, @States, @Reasons, @Holdings, @Nows) AS u(id, state, reason, holding, now)
+            INSERT INTO tp_ledger (tx_id, state, reason, holding, created_ms, updated_ms, coordinator_group, coordinator_url)
+            SELECT u.id, u.state, u.reason, u.holding, u.now, u.now, u.cgroup, u.curl
+            FROM unnest(@Ids, @States, @Reasons, @Holdings, @Nows, @Groups, @Urls) AS u(id, state, reason, holding, now, cgroup, curl)
             ON CONFLICT DO NOTHING RETURNING tx_id
             """,
             new
@@ -167,6 +187,8 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
                 Reasons = claims.Select(c => c.Row.Reason).ToArray(),
                 Holdings = claims.Select(c => c.Row.Holding).ToArray(),
                 Nows = claims.Select(c => UnixMs.From(c.Row.CreatedAt)).ToArray(),
+                Groups = claims.Select(c => c.Row.CoordinatorGroup).ToArray(),
+                Urls = claims.Select(c => c.Row.CoordinatorUrl).ToArray(),
             },
             tx.Transaction))).ToHashSet(StringComparer.Ordinal);
 
@@ -209,8 +231,11 @@ public sealed class LedgerParticipant(Database db, IResourceManager resources, T
     /// </summary>
     private static async Task<bool> InsertIfAbsentAsync(LocalTransaction tx, LedgerEntry row) =>
         await tx.Connection.ExecuteAsync(new CommandDefinition(
-            "INSERT INTO tp_ledger (tx_id, state, reason, holding, created_ms, updated_ms) VALUES (@Id, @State, @Reason, @Holding, @Now, @Now) ON CONFLICT DO NOTHING",
-            new { Id = row.TransactionId, State = row.State.ToWire(), row.Reason, row.Holding, Now = UnixMs.From(row.CreatedAt) },
+            """
+            INSERT INTO tp_ledger (tx_id, state, reason, holding, created_ms, updated_ms, coordinator_group, coordinator_url)
+            VALUES (@Id, @State, @Reason, @Holding, @Now, @Now, @Group, @Url) ON CONFLICT DO NOTHING
+            """,
+            new { Id = row.TransactionId, State = row.State.ToWire(), row.Reason, row.Holding, Now = UnixMs.From(row.CreatedAt), Group = row.CoordinatorGroup, Url = row.CoordinatorUrl },
             tx.Transaction)) == 1;
 
     /// <summary>COMMIT, by <see cref="ParticipantRules.OnCommit"/>: prepared becomes committed; repeats are no-ops; anything else is a conflict.</summary>

@@ -60,6 +60,13 @@ public enum DecisionQueryAnswer
 
     /// <summary>Decided abort, or unknown to the coordinator (presumed abort).</summary>
     Aborted,
+
+    /// <summary>
+    /// Unknown to the coordinator asked, and asked about as another coordinator group's (a 404 whose problem type ends
+    /// <c>/not-this-group</c>): that coordinator never issued the id, so it cannot presume it aborted. Not a decision:
+    /// ask the right group again later.
+    /// </summary>
+    NotThisGroup,
 }
 
 /// <summary>How a participant answered a PREPARE.</summary>
@@ -132,12 +139,17 @@ public static class StateNames
         _ => throw new FormatException($"Unknown ledger state '{value}'."),
     };
 
-    /// <summary><c>pending</c>, <c>committed</c> or <c>aborted</c>, as the decision query answers.</summary>
+    /// <summary>
+    /// <c>pending</c>, <c>committed</c> or <c>aborted</c>, as the decision query answers; <c>not-this-group</c> (for logs:
+    /// on the wire it is the 404's problem type, never a state).
+    /// </summary>
     public static string ToWire(this DecisionQueryAnswer answer) => answer switch
     {
         DecisionQueryAnswer.Pending => "pending",
         DecisionQueryAnswer.Committed => "committed",
-        _ => "aborted",
+        DecisionQueryAnswer.Aborted => "aborted",
+        DecisionQueryAnswer.NotThisGroup => "not-this-group",
+        _ => throw new ArgumentOutOfRangeException(nameof(answer), answer, "Unknown decision query answer."),
     };
 
     /// <summary>The coordinator's answer as it came over the wire; null for anything else (read as no answer).</summary>

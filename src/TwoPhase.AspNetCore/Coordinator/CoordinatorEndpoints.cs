@@ -2,7 +2,9 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using TwoPhase.Persistence;
 using TwoPhase.Protocol;
 
@@ -29,11 +31,34 @@ public static class CoordinatorEndpoints
         return all;
     }
 
-    /// <summary>The decision query (DESIGN §2): committed, aborted, or pending while still preparing; an unknown id is aborted.</summary>
-    private static async Task<Results<Ok<DecisionQuery>, ProblemHttpResult>> DecisionAsync(string id, IDecisionLog log, TimeProvider time, CancellationToken ct) =>
-        Problems.CheckId("id", id) is { } bad
-            ? bad
-            : TypedResults.Ok(new DecisionQuery(id, CoordinatorRules.Answer(await log.FindAsync(id, ct), time.GetUtcNow()).ToWire()));
+    /// <summary>
+    /// The decision query (DESIGN §2): committed, aborted, or pending while still preparing. An unknown id is aborted
+    /// (presumed abort) only when asked about as this coordinator's group's (<c>?group</c> absent or this group): asked
+    /// about as another group's, this coordinator never issued it and cannot know, so it answers 404 not-this-group and
+    /// the asker asks again later (docs/protocol.md, "Coordinator groups").
+    /// </summary>
+    private static async Task<Results<Ok<DecisionQuery>, ProblemHttpResult>> DecisionAsync(
+        string id, [FromQuery(Name = CoordinatorGroups.QueryParameter)] string? group, IDecisionLog log, IOptions<CoordinatorOptions> options, TimeProvider time, CancellationToken ct)
+    {
+        if (Problems.CheckId("id", id) is { } bad)
+        {
+            return bad;
+        }
+
+        if (group is not null && CoordinatorGroups.CheckGroup(group) is { } badGroup)
+        {
+            return Problems.Invalid(CoordinatorGroups.QueryParameter, badGroup);
+        }
+
+        var record = await log.FindAsync(id, ct);
+        var mine = options.Value.Group;
+        if (record is null && group is not null && !string.Equals(group, mine, StringComparison.Ordinal))
+        {
+            return CoordinatorGroups.NotThisGroup(id, group, mine);
+        }
+
+        return TypedResults.Ok(new DecisionQuery(id, CoordinatorRules.Answer(record, time.GetUtcNow()).ToWire()));
+    }
 
     private static async Task<Results<Ok<List<TransactionView>>, ProblemHttpResult>> ListAsync(
         string? state, int? limit, HttpContext context, IDecisionLog log, TimeProvider time, CancellationToken ct)

@@ -46,6 +46,20 @@ public sealed class CoordinatorOptions
     /// <summary>The participants this coordinator's transactions may involve, by name. No default: none is refused at start.</summary>
     public List<ParticipantEndpoint> Participants { get; set; } = [];
 
+    /// <summary>
+    /// The coordinator group this coordinator belongs to: every replica of one group shares one decision log, and only
+    /// the group that issued a transaction may presume it aborted (docs/protocol.md, "Coordinator groups"). Sent with
+    /// every PREPARE and kept in the participant's ledger, so an in-doubt participant asks this group. 1-64 characters,
+    /// <c>[A-Za-z0-9][A-Za-z0-9._-]*</c>.
+    /// </summary>
+    public string Group { get; set; } = CoordinatorGroups.Default;
+
+    /// <summary>
+    /// Where participants ask this group about its transactions (the group's load balancer), an absolute http or https
+    /// URL; sent with every PREPARE. Null: participants ask the coordinator URL they are configured with.
+    /// </summary>
+    public string? AdvertisedUrl { get; set; }
+
     /// <summary>How often recovery scans the decision log (DESIGN §2); it also runs once at start-up.</summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "00:10:00")]
     public TimeSpan RecoveryInterval { get; set; } = TimeSpan.FromSeconds(1);
@@ -95,6 +109,16 @@ public sealed class CoordinatorOptions
         foreach (var name in o.Participants.GroupBy(p => p.Name, StringComparer.Ordinal).Where(g => g.Count() > 1))
         {
             yield return new OptionFailure(nameof(Participants), $"the name '{name.Key}' is given to {name.Count()} participants");
+        }
+
+        if (CoordinatorGroups.CheckGroup(o.Group) is { } badGroup)
+        {
+            yield return new OptionFailure(nameof(Group), badGroup);
+        }
+
+        if (o.AdvertisedUrl is not null && CoordinatorGroups.CheckUrl(o.AdvertisedUrl) is { } badUrl)
+        {
+            yield return new OptionFailure(nameof(AdvertisedUrl), badUrl);
         }
     }
 

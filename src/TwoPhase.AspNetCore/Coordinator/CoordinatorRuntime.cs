@@ -72,9 +72,12 @@ public static class CoordinatorExtensions
             var bounds = sp.GetRequiredService<IOptions<CoordinatorSettings>>().Value;
             var http = sp.GetRequiredService<IHttpClientFactory>().CreateClient(HttpParticipantTransport.ClientName);
             var shared = sp.GetRequiredService<IOptions<TwoPhaseOptions>>();
-            IParticipantTransport single = new HttpParticipantTransport(http, shared);
+            // Every PREPARE names this coordinator's group, so a participant in doubt asks the group that decided.
+            var identity = new CoordinatorIdentity(o.Group, o.AdvertisedUrl);
+            IParticipantTransport single = new HttpParticipantTransport(http, shared, identity);
             var wire = o.BatchMessages
-                ? new BatchingParticipantTransport(http, single, shared, o.MaxBatchMessages, o.MaxBatchesInFlight, bounds.PrepareDeadline > bounds.DecisionTimeout ? bounds.PrepareDeadline : bounds.DecisionTimeout)
+                ? new BatchingParticipantTransport(
+                    http, single, shared, o.MaxBatchMessages, o.MaxBatchesInFlight, bounds.PrepareDeadline > bounds.DecisionTimeout ? bounds.PrepareDeadline : bounds.DecisionTimeout, identity: identity)
                 : single;
             return new TransportChain(new LoggingTransport(
                 new InstrumentedTransport(wire, sp.GetService<TwoPhaseMetrics>(), sp.GetRequiredService<TimeProvider>()),

@@ -52,7 +52,7 @@ internal sealed class InDoubtResolver(
         var http = clients.CreateClient(ParticipantExtensions.CoordinatorClientName);
         await Parallel.ForEachAsync(inDoubt, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken }, async (entry, ct) =>
         {
-            var answer = await AskAsync(http, entry.TransactionId, ct);
+            var answer = await AskAsync(http, entry, ct);
             switch (InDoubtRules.OnAnswer(answer))
             {
                 case InDoubtAction.AskAgain:
@@ -69,13 +69,19 @@ internal sealed class InDoubtResolver(
         });
     }
 
-    /// <summary>The coordinator's answer (<c>GET /v1/transactions/{id}</c>); null when it cannot be asked or says nothing readable.</summary>
-    private async Task<DecisionQueryAnswer?> AskAsync(HttpClient http, string transactionId, CancellationToken cancellationToken)
+    /// <summary>
+    /// The answer of the coordinator group that sent the row's PREPARE (<c>GET {url}/v1/transactions/{id}?group=G</c>,
+    /// <see cref="InDoubtRules.QueryTarget"/>); null when it cannot be asked or says nothing readable.
+    /// </summary>
+    private async Task<DecisionQueryAnswer?> AskAsync(HttpClient http, LedgerEntry entry, CancellationToken cancellationToken)
     {
         var o = options.Value;
+        var transactionId = entry.TransactionId;
+        var (url, group) = InDoubtRules.QueryTarget(entry, o.CoordinatorUrl);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(o.QueryTimeoutMs);
-        using var request = new HttpRequestMessage(HttpMethod.Get, $"{o.CoordinatorUrl.TrimEnd('/')}/v1/transactions/{Uri.EscapeDataString(transactionId)}");
+        var query = group is null ? "" : $"?{CoordinatorGroups.QueryParameter}={Uri.EscapeDataString(group)}";
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"{url.TrimEnd('/')}/v1/transactions/{Uri.EscapeDataString(transactionId)}{query}");
         if (!string.IsNullOrEmpty(shared.Value.Secret))
         {
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", shared.Value.Secret);
@@ -84,6 +90,13 @@ internal sealed class InDoubtResolver(
         try
         {
             using var response = await http.SendAsync(request, timeout.Token);
+            if (response.StatusCode == System.Net.HttpStatusCode.NotFound && await IsNotThisGroupAsync(response, timeout.Token))
+            {
+                // Asked the wrong group (a coordinator moved, a URL behind the wrong balancer): not a decision.
+                Log.InDoubtUnreachable(logger, transactionId, $"{url} is not coordinator group '{group}'");
+                return DecisionQueryAnswer.NotThisGroup;
+            }
+
             if (!response.IsSuccessStatusCode)
             {
                 Log.InDoubtUnreachable(logger, transactionId, $"HTTP {(int)response.StatusCode}");
@@ -97,6 +110,23 @@ internal sealed class InDoubtResolver(
         {
             Log.InDoubtUnreachable(logger, transactionId, e.GetType().Name);
             return null;
+        }
+    }
+
+    /// <summary>A 404 whose problem type ends <c>/not-this-group</c>; anything else (a 404 from a proxy, a bad body) is just an error.</summary>
+    private static async Task<bool> IsNotThisGroupAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var problem = await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken);
+            return problem.ValueKind == JsonValueKind.Object
+                && problem.TryGetProperty("type", out var type)
+                && type.ValueKind == JsonValueKind.String
+                && type.GetString()!.EndsWith("/" + CoordinatorGroups.NotThisGroupSuffix, StringComparison.Ordinal);
+        }
+        catch (JsonException)
+        {
+            return false;
         }
     }
 }

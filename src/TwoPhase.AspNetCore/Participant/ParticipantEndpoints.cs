@@ -63,6 +63,19 @@ public static class ParticipantEndpoints
             return bad;
         }
 
+        // The coordinator group that sent it (docs/protocol.md, "Coordinator groups"): checked before anything is read or
+        // written, so a bad header refuses the request and changes nothing.
+        var (group, url) = (Header(request, CoordinatorGroups.GroupHeader), Header(request, CoordinatorGroups.UrlHeader));
+        if (CoordinatorGroups.Check(group.Value, url.Value, CoordinatorGroups.GroupHeader, CoordinatorGroups.UrlHeader) is { } badIdentity)
+        {
+            return badIdentity;
+        }
+
+        if (group.Repeated || url.Repeated)
+        {
+            return Problems.Invalid(group.Repeated ? CoordinatorGroups.GroupHeader : CoordinatorGroups.UrlHeader, "must be given once");
+        }
+
         var (json, problem) = await Problems.ReadJsonAsync<JsonElement>(request, options.Value.MaxBodyBytes, JsonSerializerOptions.Web);
         if (problem is not null)
         {
@@ -76,7 +89,7 @@ public static class ParticipantEndpoints
 
         try
         {
-            var (vote, reason) = await participant.PrepareAsync(id, json.GetRawText(), ct);
+            var (vote, reason) = await participant.PrepareAsync(id, json.GetRawText(), group.Value, url.Value, ct);
             return TypedResults.Ok(new PrepareAnswer(id, vote.ToWire(), reason));
         }
         catch (InvalidPayloadException e)
@@ -84,6 +97,10 @@ public static class ParticipantEndpoints
             return Unprocessable(e);
         }
     }
+
+    /// <summary>A request header's one value (null when absent), and whether it was given more than once.</summary>
+    private static (string? Value, bool Repeated) Header(HttpRequest request, string name) =>
+        request.Headers.TryGetValue(name, out var values) ? (values.Count == 0 ? null : values[0], values.Count > 1) : (null, false);
 
     private static ProblemHttpResult Unprocessable(InvalidPayloadException e) =>
         TypedResults.Problem(new Microsoft.AspNetCore.Mvc.ValidationProblemDetails(new Dictionary<string, string[]> { [e.Field] = [e.Reason] })
@@ -135,6 +152,12 @@ public static class ParticipantEndpoints
             return Problems.Invalid("messages", $"must hold 1-{BatchLimits.MaxMessages} messages");
         }
 
+        // One coordinator replica sends a batch: its group is the envelope's, for every PREPARE in it.
+        if (CoordinatorGroups.Check(batch.CoordinatorGroup, batch.CoordinatorUrl, "coordinatorGroup", "coordinatorUrl") is { } badIdentity)
+        {
+            return badIdentity;
+        }
+
         var parents = new ActivityContext[messages.Count];
         for (var i = 0; i < messages.Count; i++)
         {
@@ -149,7 +172,7 @@ public static class ParticipantEndpoints
         var logger = loggers.CreateLogger("TwoPhase.Participant");
         var results = await Task.WhenAll(messages.Select((m, i) => m.Type == "prepare" && CheckPrepareBody(m.Body, rules) is { } error
             ? Task.FromResult(RefusedPrepare(m.TransactionId, StatusCodes.Status400BadRequest, $"{error.Field}: {error.Message}"))
-            : HandleBatchMessageAsync(m, parents[i], participant, logger, ct)));
+            : HandleBatchMessageAsync(m, parents[i], batch, participant, logger, ct)));
         return TypedResults.Ok(new BatchAnswer(results));
     }
 
@@ -184,7 +207,7 @@ public static class ParticipantEndpoints
         };
     }
 
-    private static async Task<BatchResult> HandleBatchMessageAsync(BatchMessage message, ActivityContext parent, LedgerParticipant participant, ILogger logger, CancellationToken ct)
+    private static async Task<BatchResult> HandleBatchMessageAsync(BatchMessage message, ActivityContext parent, BatchRequest batch, LedgerParticipant participant, ILogger logger, CancellationToken ct)
     {
         // The caller's trace, not the batch's: this message's spans belong to its order.
         using var activity = parent == default
@@ -196,7 +219,7 @@ public static class ParticipantEndpoints
         {
             try
             {
-                var (vote, reason) = await participant.PrepareAsync(id, message.Body!.Value.GetRawText(), ct);
+                var (vote, reason) = await participant.PrepareAsync(id, message.Body!.Value.GetRawText(), batch.CoordinatorGroup, batch.CoordinatorUrl, ct);
                 return new BatchResult(id, StatusCodes.Status200OK, Vote: vote.ToWire(), Reason: reason);
             }
             catch (InvalidPayloadException e)
@@ -252,5 +275,9 @@ public static class ParticipantEndpoints
         e.CreatedAt,
         e.UpdatedAt,
         Math.Round((now - e.CreatedAt).TotalSeconds, 3),
-        e.Checks);
+        e.Checks)
+    {
+        CoordinatorGroup = e.CoordinatorGroup,
+        CoordinatorUrl = e.CoordinatorUrl,
+    };
 }

@@ -16,7 +16,10 @@ namespace TwoPhase.AspNetCore;
 internal sealed record BatchMessage(string Type, string TransactionId, JsonElement? Body = null, string? Traceparent = null);
 
 /// <summary>The body of <c>POST /v1/transactions/batch</c>.</summary>
-internal sealed record BatchRequest(IReadOnlyList<BatchMessage> Messages);
+/// <param name="Messages">The messages, answered in this order.</param>
+/// <param name="CoordinatorGroup">The coordinator group of the replica that sent the batch, for every PREPARE in it (docs/protocol.md, "Coordinator groups").</param>
+/// <param name="CoordinatorUrl">Where that group answers the decision query; null: the participant's configured coordinator URL.</param>
+internal sealed record BatchRequest(IReadOnlyList<BatchMessage> Messages, string? CoordinatorGroup = null, string? CoordinatorUrl = null);
 
 /// <summary>
 /// One message's answer, in the order of the request: <paramref name="Status"/> is what the single-message
@@ -69,8 +72,13 @@ internal sealed class BatchingParticipantTransport : IParticipantTransport, IAsy
     private readonly Lock _gate = new();
     private readonly CancellationTokenSource _stop = new();
 
-    public BatchingParticipantTransport(HttpClient http, IParticipantTransport single, IOptions<TwoPhaseOptions> options, int maxMessages, int maxInFlight, TimeSpan requestTimeout, int queueCapacity = 8192)
+    // The batch envelope's members before "messages": the coordinator group, the same for every batch of this replica.
+    private readonly byte[] _envelopeStart;
+
+    public BatchingParticipantTransport(
+        HttpClient http, IParticipantTransport single, IOptions<TwoPhaseOptions> options, int maxMessages, int maxInFlight, TimeSpan requestTimeout, int queueCapacity = 8192, CoordinatorIdentity? identity = null)
     {
+        _envelopeStart = EnvelopeStart(identity ?? CoordinatorIdentity.Unnamed);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxMessages, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(maxMessages, BatchLimits.MaxMessages);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxInFlight, 1);
@@ -139,8 +147,29 @@ internal sealed class BatchingParticipantTransport : IParticipantTransport, IAsy
         _stop.Dispose();
     }
 
+    /// <summary><c>{"coordinatorGroup":"g","coordinatorUrl":"u","messages":[</c>, escaped as JSON.</summary>
+    private static byte[] EnvelopeStart(CoordinatorIdentity identity)
+    {
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            json.WriteString("coordinatorGroup", identity.Group);
+            if (identity.Url is { } url)
+            {
+                json.WriteString("coordinatorUrl", url);
+            }
+
+            json.Flush();
+        }
+
+        // The writer has written "{...members"; the messages array follows the last member.
+        buffer.Write(",\"messages\":["u8);
+        return buffer.ToArray();
+    }
+
     private bool Fits(string transactionId, string? payload) =>
-        BatchLimits.EnvelopeBytes + BatchLimits.MessageOverheadBytes + transactionId.Length + (payload?.Length ?? 0) <= _options.Value.MaxBodyBytes;
+        BatchLimits.EnvelopeBytes + _envelopeStart.Length + BatchLimits.MessageOverheadBytes + transactionId.Length + (payload?.Length ?? 0) <= _options.Value.MaxBodyBytes;
 
     private Outbox OutboxOf(ParticipantRef participant)
     {
@@ -285,7 +314,7 @@ internal sealed class BatchingParticipantTransport : IParticipantTransport, IAsy
                     // Take a request slot first: while every slot is busy, messages gather into the next batch.
                     await _slots.WaitAsync(stop);
                     var batch = new List<Pending>();
-                    var budget = _owner._options.Value.MaxBodyBytes - BatchLimits.EnvelopeBytes;
+                    var budget = _owner._options.Value.MaxBodyBytes - BatchLimits.EnvelopeBytes - _owner._envelopeStart.Length;
                     while (batch.Count < _owner._maxMessages && reader.TryPeek(out var next))
                     {
                         if (next.CallerGone)
@@ -370,7 +399,7 @@ internal sealed class BatchingParticipantTransport : IParticipantTransport, IAsy
             timeout.CancelAfter(_owner._requestTimeout);
             using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(_participant.Url, "v1/transactions/batch"))
             {
-                Content = new ByteArrayContent(Serialize(batch)) { Headers = { ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" } } },
+                Content = new ByteArrayContent(Serialize(_owner._envelopeStart, batch)) { Headers = { ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" } } },
             };
             if (!string.IsNullOrEmpty(_owner._options.Value.Secret))
             {
@@ -402,11 +431,11 @@ internal sealed class BatchingParticipantTransport : IParticipantTransport, IAsy
             }
         }
 
-        /// <summary><c>{"messages":[...]}</c> from the messages as each was encoded when queued.</summary>
-        private static byte[] Serialize(List<Pending> batch)
+        /// <summary><c>{"coordinatorGroup":...,"messages":[...]}</c> from the messages as each was encoded when queued.</summary>
+        private static byte[] Serialize(byte[] envelopeStart, List<Pending> batch)
         {
-            using var buffer = new MemoryStream(BatchLimits.EnvelopeBytes + batch.Sum(m => m.Size + 1));
-            buffer.Write("{\"messages\":["u8);
+            using var buffer = new MemoryStream(envelopeStart.Length + 2 + batch.Sum(m => m.Size + 1));
+            buffer.Write(envelopeStart);
             for (var i = 0; i < batch.Count; i++)
             {
                 if (i > 0)

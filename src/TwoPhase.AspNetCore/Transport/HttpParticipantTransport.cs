@@ -9,16 +9,31 @@ using TwoPhase.Protocol;
 
 namespace TwoPhase.AspNetCore;
 
-/// <summary>PREPARE, COMMIT and ABORT over HTTP/JSON, in the v1 dialect or the old one.</summary>
-internal sealed class HttpParticipantTransport(HttpClient http, IOptions<TwoPhaseOptions> options) : IParticipantTransport
+/// <summary>
+/// PREPARE, COMMIT and ABORT over HTTP/JSON, in the v1 dialect or the old one. A v1 PREPARE names the coordinator group
+/// (<paramref name="identity"/>) in its headers, so the participant knows whom to ask when in doubt; the old dialect has no
+/// place for it.
+/// </summary>
+internal sealed class HttpParticipantTransport(HttpClient http, IOptions<TwoPhaseOptions> options, CoordinatorIdentity? identity = null) : IParticipantTransport
 {
     public const string ClientName = "twophase-participants";
+
+    private readonly CoordinatorIdentity _identity = identity ?? CoordinatorIdentity.Unnamed;
 
     public async Task<Vote> PrepareAsync(ParticipantRef participant, string transactionId, string payload, CancellationToken cancellationToken)
     {
         using var request = participant.Legacy
             ? Post(participant, LegacyDialect.PreparePath, LegacyDialect.Body(transactionId, payload))
             : Post(participant, $"v1/transactions/{Uri.EscapeDataString(transactionId)}/prepare", payload);
+        if (!participant.Legacy)
+        {
+            request.Headers.TryAddWithoutValidation(CoordinatorGroups.GroupHeader, _identity.Group);
+            if (_identity.Url is { } url)
+            {
+                request.Headers.TryAddWithoutValidation(CoordinatorGroups.UrlHeader, url);
+            }
+        }
+
         try
         {
             using var response = await http.SendAsync(request, cancellationToken);

@@ -27,11 +27,25 @@ public static class InDoubtRules
     public static bool IsDue(LedgerEntry row, DateTimeOffset now, TimeSpan inDoubtAfter) =>
         row.State == LedgerState.Prepared && row.CreatedAt <= now - inDoubtAfter && (row.NextCheckAt is null || row.NextCheckAt <= now);
 
+    /// <summary>
+    /// Whom a row asks (docs/protocol.md, "Coordinator groups"): the coordinator group its PREPARE named, at the URL it
+    /// named, else at <paramref name="configuredUrl"/>. A row whose PREPARE named no group (an older coordinator, the old
+    /// protocol) asks the configured coordinator without naming a group, as before groups existed: that coordinator then
+    /// presumes abort for an id it does not know, which is right only because such a row can only have come from it.
+    /// </summary>
+    public static (string Url, string? Group) QueryTarget(LedgerEntry row, string configuredUrl)
+    {
+        ArgumentNullException.ThrowIfNull(row);
+        return (row.CoordinatorUrl ?? configuredUrl, row.CoordinatorGroup);
+    }
+
     /// <summary>What to do with the coordinator's answer; null means it could not be asked or gave no readable answer.</summary>
     public static InDoubtAction OnAnswer(DecisionQueryAnswer? answer) => answer switch
     {
         DecisionQueryAnswer.Committed => InDoubtAction.Commit,
         DecisionQueryAnswer.Aborted => InDoubtAction.Abort,
+        // Another group's coordinator was asked: it never issued the id, so its silence says nothing about the decision.
+        DecisionQueryAnswer.NotThisGroup => InDoubtAction.AskAgain,
         // Pending: the coordinator may still commit. Unreachable: it may have committed. Either way, hold on.
         _ => InDoubtAction.AskAgain,
     };

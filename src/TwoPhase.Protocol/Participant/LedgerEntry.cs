@@ -20,4 +20,15 @@ public sealed record LedgerEntry(
     DateTimeOffset CreatedAt,
     DateTimeOffset UpdatedAt,
     int Checks,
-    DateTimeOffset? NextCheckAt);
+    DateTimeOffset? NextCheckAt)
+{
+    /// <summary>
+    /// The coordinator group that sent the PREPARE (docs/protocol.md, "Coordinator groups"): the group an in-doubt row asks,
+    /// and the only one that may presume it aborted. Null for a row whose PREPARE named none (an older coordinator, the
+    /// old protocol) and for tombstones.
+    /// </summary>
+    public string? CoordinatorGroup { get; init; }
+
+    /// <summary>Where that group answers the decision query, as its PREPARE said; null: the configured coordinator URL.</summary>
+    public string? CoordinatorUrl { get; init; }
+}

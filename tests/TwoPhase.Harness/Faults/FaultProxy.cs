@@ -440,7 +440,7 @@ public sealed class FaultProxy : IAsyncDisposable
             forward.Content.Headers.TryAddWithoutValidation("Content-Type", contentType);
         }
 
-        foreach (var header in request.Headers.Where(h => h.Key is "Authorization" or "traceparent" or "Idempotency-Key"))
+        foreach (var header in request.Headers.Where(h => h.Key is "Authorization" or "traceparent" or "Idempotency-Key" or "TwoPhase-Coordinator-Group" or "TwoPhase-Coordinator-Url"))
         {
             forward.Headers.TryAddWithoutValidation(header.Key, header.Value.ToArray());
         }
