@@ -144,7 +144,6 @@ public static class TopologyChaosRun
         }
 
         log ??= _ => { };
-        TopologySystem.RemoveLeftovers();
         var options = new TopologyOptions
         {
             Coordinators = settings.Coordinators,
