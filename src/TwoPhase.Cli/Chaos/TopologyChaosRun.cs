@@ -174,7 +174,7 @@ public static class TopologyChaosRun
         var endpoints = new ServiceEndpoints(system.EntryUrl(ServiceKind.Order), system.EntryUrl(ServiceKind.Storage), system.EntryUrl(ServiceKind.Delivery));
         var seedPlan = SeedPlan.ForOrders(settings.Orders);
         log($"Seeding {seedPlan.Couriers:N0} couriers and the products through the balancers...");
-        await new Seeder(http, endpoints.Storage, endpoints.Delivery, system.Secret).SeedAsync(seedPlan, cancellationToken);
+        await TopologySeeding.SeedAsync(http, endpoints.Storage, endpoints.Delivery, system.Secret, seedPlan, cancellationToken);
 
         var retry = new ClientRetryPolicy();
         var generator = new LoadGenerator(http, new LoadOptions
