@@ -13,7 +13,7 @@ internal static class Program
             SimulateCommand.Create(),
             AuditCommand.Create(),
             BenchCommand.Create(),
-            ChaosCommand.Create(),
+            TopologyChaosCommand.Extend(ChaosCommand.Create()),
             SimulateProtocolCommand.Create(),
         };
 
