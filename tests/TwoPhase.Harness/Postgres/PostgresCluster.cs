@@ -59,6 +59,18 @@ public sealed record PostgresClusterOptions
     /// </summary>
     public IReadOnlyList<string> ExtraSettings { get; init; } = [];
 
+    /// <summary>
+    /// The network namespace the server runs in (its tools run through <c>ip netns exec &lt;ns&gt; runuser -u postgres --</c>);
+    /// null: the caller's. In a namespace of its own the port is not checked on this host's loopback: it is free there.
+    /// </summary>
+    public string? Namespace { get; init; }
+
+    /// <summary>The one address the server listens on (<c>listen_addresses</c>) and its connection string names.</summary>
+    public string ListenAddress { get; init; } = "127.0.0.1";
+
+    /// <summary>A network (CIDR) whose clients get trust authentication besides loopback, e.g. the topology's 10.211.0.0/24.</summary>
+    public string? TrustedNetwork { get; init; }
+
     /// <summary>Bound of initdb, and of each start and stop.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(60);
 }
@@ -95,7 +107,24 @@ public sealed class PostgresCluster : IAsyncDisposable
     public int Port { get; private set; }
 
     /// <summary>Connects to the maintenance database as postgres; set Database for others.</summary>
-    public string ConnectionString => $"Host=127.0.0.1;Port={Port};Username=postgres;Database=postgres";
+    public string ConnectionString => $"Host={_options.ListenAddress};Port={Port};Username=postgres;Database=postgres";
+
+    /// <summary>The postmaster's process id (the first line of postmaster.pid), or null when it is not running.</summary>
+    public int? PostmasterProcessId
+    {
+        get
+        {
+            try
+            {
+                var first = File.ReadLines(Path.Combine(DataDirectory, "postmaster.pid")).FirstOrDefault();
+                return int.TryParse(first, CultureInfo.InvariantCulture, out var pid) && Directory.Exists($"/proc/{pid}") ? pid : null;
+            }
+            catch (IOException)
+            {
+                return null;
+            }
+        }
+    }
 
     public bool IsRunning
     {
@@ -205,7 +234,7 @@ public sealed class PostgresCluster : IAsyncDisposable
     {
         try
         {
-            using var process = Process.Start(StartInfo("pg_ctl", ["-D", DataDirectory, "-m", "immediate", "-w", "-t", "10", "stop"], asPostgres: true));
+            using var process = Process.Start(StartInfo(Path.Combine(_bin, "pg_ctl"), ["-D", DataDirectory, "-m", "immediate", "-w", "-t", "10", "stop"], asPostgres: true, _options.Namespace));
             process?.WaitForExit(TimeSpan.FromSeconds(15));
         }
         catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException)
@@ -267,10 +296,16 @@ public sealed class PostgresCluster : IAsyncDisposable
     {
         var conf = Path.Combine(DataDirectory, "postgresql.conf");
         var original = await File.ReadAllTextAsync(conf, cancellationToken);
+        if (_options.TrustedNetwork is { } network)
+        {
+            // initdb --auth=trust trusts loopback only; the topology's hosts connect from their own addresses.
+            await File.AppendAllTextAsync(Path.Combine(DataDirectory, "pg_hba.conf"), $"\nhost all all {network} trust\n", cancellationToken);
+        }
+
         string? lastProblem = null;
         for (var port = _options.FirstPort; port < _options.FirstPort + _options.PortTries; port++)
         {
-            if (!IsFree(port))
+            if (_options.Namespace is null && !IsFree(port))
             {
                 continue;
             }
@@ -280,7 +315,7 @@ public sealed class PostgresCluster : IAsyncDisposable
             var settings = new StringBuilder(original)
                 .AppendLine()
                 .AppendLine("# twophase throwaway cluster")
-                .AppendLine("listen_addresses = '127.0.0.1'")
+                .AppendLine(CultureInfo.InvariantCulture, $"listen_addresses = '{_options.ListenAddress}'")
                 .AppendLine(CultureInfo.InvariantCulture, $"port = {port}")
                 .AppendLine(CultureInfo.InvariantCulture, $"unix_socket_directories = '{Folder}'")
                 .AppendLine("fsync = on")
@@ -303,12 +338,12 @@ public sealed class PostgresCluster : IAsyncDisposable
         }
 
         throw new PostgresClusterException(
-            $"No free port for PostgreSQL in {_options.FirstPort}-{_options.FirstPort + _options.PortTries - 1} on 127.0.0.1{(lastProblem is null ? "" : $" ({lastProblem})")}.");
+            $"No free port for PostgreSQL in {_options.FirstPort}-{_options.FirstPort + _options.PortTries - 1} on {_options.ListenAddress}{(lastProblem is null ? "" : $" ({lastProblem})")}.");
     }
 
     private async Task RunPgAsync(string tool, IReadOnlyList<string> arguments, CancellationToken ct)
     {
-        var output = await RunAsync(Path.Combine(_bin, tool), arguments, asPostgres: true, _options.Timeout + TimeSpan.FromSeconds(10), ct, throwOnError: false);
+        var output = await RunAsync(Path.Combine(_bin, tool), arguments, asPostgres: true, _options.Timeout + TimeSpan.FromSeconds(10), ct, throwOnError: false, _options.Namespace);
         if (output.ExitCode != 0)
         {
             throw new PostgresClusterException(
@@ -317,9 +352,9 @@ public sealed class PostgresCluster : IAsyncDisposable
     }
 
     private static async Task<(int ExitCode, string Text)> RunAsync(
-        string file, IReadOnlyList<string> arguments, bool asPostgres, TimeSpan timeout, CancellationToken ct, bool throwOnError = true)
+        string file, IReadOnlyList<string> arguments, bool asPostgres, TimeSpan timeout, CancellationToken ct, bool throwOnError = true, string? @namespace = null)
     {
-        using var process = new Process { StartInfo = StartInfo(file, arguments, asPostgres) };
+        using var process = new Process { StartInfo = StartInfo(file, arguments, asPostgres, @namespace) };
         var text = new StringBuilder();
         process.OutputDataReceived += (_, e) => Append(text, e.Data);
         process.ErrorDataReceived += (_, e) => Append(text, e.Data);
@@ -365,10 +400,10 @@ public sealed class PostgresCluster : IAsyncDisposable
         return (process.ExitCode, all);
     }
 
-    private static ProcessStartInfo StartInfo(string file, IReadOnlyList<string> arguments, bool asPostgres)
+    private static ProcessStartInfo StartInfo(string file, IReadOnlyList<string> arguments, bool asPostgres, string? @namespace = null)
     {
         var runAs = asPostgres && IsRoot;
-        var info = new ProcessStartInfo(runAs ? "runuser" : file)
+        var info = new ProcessStartInfo(@namespace is not null ? "ip" : runAs ? "runuser" : file)
         {
             UseShellExecute = false,
             RedirectStandardOutput = true,
@@ -376,6 +411,16 @@ public sealed class PostgresCluster : IAsyncDisposable
             // runuser keeps the working directory; postgres must be able to enter it.
             WorkingDirectory = "/",
         };
+        if (@namespace is not null)
+        {
+            foreach (var a in (string[])["netns", "exec", @namespace])
+            {
+                info.ArgumentList.Add(a);
+            }
+
+            info.ArgumentList.Add(runAs ? "runuser" : file);
+        }
+
         if (runAs)
         {
             foreach (var a in (string[])["-u", "postgres", "--", file])

@@ -50,6 +50,12 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     public Uri Url { get; }
 
+    /// <summary>
+    /// The network namespace the process runs in (<c>ip netns exec &lt;ns&gt;</c>, which execs, so the process id stays the
+    /// service's own for kill -9 and SIGSTOP); null: the caller's.
+    /// </summary>
+    public string? Namespace { get; init; }
+
     public string LogPath { get; }
 
     /// <summary>The environment of the next start (configuration as <c>Section__Key</c> variables); tests may change it between restarts.</summary>
@@ -81,7 +87,7 @@ public sealed class ServiceProcess : IAsyncDisposable
 
         // Without this, a service already listening on the port (another run, another developer's services) would
         // answer the readiness probe while ours dies on "address in use", and the run would drive someone else's system.
-        if (Url.IsLoopback && !PortAllocator.IsFree(Url.Port))
+        if (Namespace is null && Url.IsLoopback && !PortAllocator.IsFree(Url.Port))
         {
             throw new ServiceStartException($"{Name}: port {Url.Port} is already in use by another process; stop it or choose other ports.");
         }
@@ -95,7 +101,7 @@ public sealed class ServiceProcess : IAsyncDisposable
 
             _process?.Dispose();
             _log ??= new StreamWriter(new FileStream(LogPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite), new UTF8Encoding(encoderShouldEmitUTF8Identifier: false)) { AutoFlush = true };
-            var info = new ProcessStartInfo(_dotnet)
+            var info = new ProcessStartInfo(Namespace is null ? _dotnet : "ip")
             {
                 UseShellExecute = false,
                 RedirectStandardOutput = true,
@@ -103,6 +109,14 @@ public sealed class ServiceProcess : IAsyncDisposable
                 // The content root (appsettings.json) is the working directory by default.
                 WorkingDirectory = Path.GetDirectoryName(_dllPath)!,
             };
+            if (Namespace is not null)
+            {
+                foreach (var a in (string[])["netns", "exec", Namespace, _dotnet])
+                {
+                    info.ArgumentList.Add(a);
+                }
+            }
+
             info.ArgumentList.Add(_dllPath);
             info.ArgumentList.Add("--urls");
             info.ArgumentList.Add(Url.GetLeftPart(UriPartial.Authority));
@@ -123,7 +137,7 @@ public sealed class ServiceProcess : IAsyncDisposable
             process.ErrorDataReceived += (_, e) => WriteLog(e.Data, "[stderr] ");
             _starts++;
             var once = onceEnvironment is { Count: > 0 } ? " with " + string.Join(", ", onceEnvironment.Select(kv => $"{kv.Key}={kv.Value}")) : "";
-            _log.WriteLine($"==== {DateTimeOffset.Now:O} start #{_starts}: {_dotnet} {_dllPath} --urls {Url}{once}");
+            _log.WriteLine($"==== {DateTimeOffset.Now:O} start #{_starts}: {(Namespace is null ? "" : $"ip netns exec {Namespace} ")}{_dotnet} {_dllPath} --urls {Url}{once}");
             if (!process.Start())
             {
                 throw new ServiceStartException($"{Name}: the process did not start.");

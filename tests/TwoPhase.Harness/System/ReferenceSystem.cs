@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Security.Cryptography;
 
 namespace TwoPhase.Harness;
@@ -140,77 +139,26 @@ public sealed class ReferenceSystem : IAsyncDisposable
     }
 
     /// <summary>The configuration a service gets, as ASP.NET Core environment variables (<c>Section__Key</c>).</summary>
-    private Dictionary<string, string> EnvironmentFor(ServiceKind kind)
+    private Dictionary<string, string> EnvironmentFor(ServiceKind kind) => ServiceEnvironment.For(kind, new ServiceEnvironmentSettings
     {
-        var env = new Dictionary<string, string>(StringComparer.Ordinal)
-        {
-            ["Seed__Enabled"] = Options.SeedEnabled ? "true" : "false",
-            ["TwoPhase__SecretFile"] = SecretFile,
-            // Production defaults; a developer's shell with Development set would change behaviour.
-            ["ASPNETCORE_ENVIRONMENT"] = "Production",
-            ["DOTNET_ENVIRONMENT"] = "Production",
-            ["Logging__LogLevel__Default"] = Options.LogLevel,
-            ["Logging__LogLevel__Microsoft.AspNetCore"] = "Warning",
-            ["Logging__Console__FormatterName"] = "simple",
-            ["Logging__Console__FormatterOptions__SingleLine"] = "true",
-            ["Logging__Console__FormatterOptions__TimestampFormat"] = "HH:mm:ss.fff ",
-        };
-        if (!Options.GeneratedSecret)
-        {
-            env["TwoPhase__Secret"] = Secret;
-        }
-
-        if (Databases is { } databases)
-        {
-            env["TwoPhase__Database__Provider"] = "postgres";
-            env["TwoPhase__Database__ConnectionString"] = databases.ConnectionStrings[kind];
-            env["TwoPhase__Database__MaxPoolSize"] = (Options.PoolSizePerService ?? databases.PoolSizePerService).ToString(CultureInfo.InvariantCulture);
-        }
-        else
-        {
-            env["TwoPhase__Database__Provider"] = "sqlite";
-            env["TwoPhase__Database__ConnectionString"] = $"Data Source={Path.Combine(Folder, kind.ShortName() + ".db")}";
-        }
-
-        if (kind == ServiceKind.Order)
-        {
-            // Storage first: a stock refusal is the more common no, and its reason reads best first.
-            var index = 0;
-            foreach (var participant in new[] { ServiceKind.Storage, ServiceKind.Delivery })
-            {
-                var url = _proxies.TryGetValue(participant, out var proxy) ? proxy.Url : UrlOf(participant);
-                env[$"TwoPhase__Coordinator__Participants__{index}__Name"] = participant.ShortName();
-                env[$"TwoPhase__Coordinator__Participants__{index}__Url"] = url.GetLeftPart(UriPartial.Authority);
-                env[$"TwoPhase__Coordinator__Participants__{index}__Protocol"] = participant == ServiceKind.Delivery ? Options.DeliveryProtocol : "v1";
-                index++;
-            }
-
-            env["TwoPhase__Coordinator__BatchMessages"] = Options.BatchMessages ? "true" : "false";
-            if (Options.PrepareDeadlineMs is { } deadline)
-            {
-                env["TwoPhase__Coordinator__PrepareDeadlineMs"] = deadline.ToString(CultureInfo.InvariantCulture);
-            }
-        }
-        else
-        {
-            env["TwoPhase__Participant__CoordinatorUrl"] = UrlOf(ServiceKind.Order).GetLeftPart(UriPartial.Authority);
-        }
-
-        foreach (var (key, value) in Options.Recovery?.For(kind) ?? [])
-        {
-            if (value is { } v)
-            {
-                env[key] = v.ToString(CultureInfo.InvariantCulture);
-            }
-        }
-
-        foreach (var (key, value) in Options.ExtraEnvironment.Concat(Options.Environment.GetValueOrDefault(kind) ?? new Dictionary<string, string>()))
-        {
-            env[key] = value;
-        }
-
-        return env;
-    }
+        SecretFile = SecretFile,
+        Secret = Options.GeneratedSecret ? null : Secret,
+        SeedEnabled = Options.SeedEnabled,
+        LogLevel = Options.LogLevel,
+        DatabaseProvider = Databases is null ? "sqlite" : "postgres",
+        ConnectionString = Databases is { } databases
+            ? databases.ConnectionStrings[kind]
+            : $"Data Source={Path.Combine(Folder, kind.ShortName() + ".db")}",
+        MaxPoolSize = Databases is { } d ? Options.PoolSizePerService ?? d.PoolSizePerService : null,
+        // Storage first: a stock refusal is the more common no, and its reason reads best first.
+        Participants = [.. new[] { ServiceKind.Storage, ServiceKind.Delivery }.Select(p => new ParticipantLink(
+            p, _proxies.TryGetValue(p, out var proxy) ? proxy.Url : UrlOf(p), p == ServiceKind.Delivery ? Options.DeliveryProtocol : "v1"))],
+        BatchMessages = Options.BatchMessages,
+        PrepareDeadlineMs = Options.PrepareDeadlineMs,
+        CoordinatorUrl = UrlOf(ServiceKind.Order),
+        Recovery = Options.Recovery,
+        Extra = [Options.ExtraEnvironment, Options.Environment.GetValueOrDefault(kind) ?? new Dictionary<string, string>()],
+    });
 
     /// <summary>
     /// The services authenticate with the secret they wrote to <see cref="SecretFile"/>. A missing file is left for the
