@@ -2,7 +2,6 @@ using System.Text.Json;
 using Dapper;
 using DeliveryService.Couriers;
 using TwoPhase.Persistence;
-using TwoPhase.Protocol;
 using StockReservations = StorageService.Products.StockReservations;
 
 namespace TwoPhase.Cli.Bench;

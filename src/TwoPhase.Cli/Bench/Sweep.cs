@@ -73,6 +73,11 @@ public static class SweepPlan
 /// <param name="Percent">Offered rate as a percentage of the peak.</param>
 /// <param name="OfferedPerSecond">Orders scheduled per second.</param>
 /// <param name="AchievedPerSecond">Committed orders per second, over the schedule or until the last answer if later.</param>
+/// <param name="Committed">Committed answers.</param>
+/// <param name="Aborted">Aborted answers.</param>
+/// <param name="Shed">Refused with 503 (admission).</param>
+/// <param name="Skipped">Due while the outstanding bound was reached: not sent, counted.</param>
+/// <param name="Errors">No outcome (transport, timeout, 4xx/5xx).</param>
 /// <param name="P50Ms">Median latency from the intended start (coordinated omission corrected).</param>
 /// <param name="P99Ms">99th percentile, corrected.</param>
 /// <param name="P999Ms">99.9th percentile, corrected.</param>
