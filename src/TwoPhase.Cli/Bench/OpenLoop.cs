@@ -34,6 +34,9 @@ public sealed record OpenLoopResult(
     /// <summary>Per phase: corrected and uncorrected latencies (see <see cref="LatencyRecorder"/>).</summary>
     public IReadOnlyDictionary<string, LatencyRecorder> Latencies { get; init; } = new Dictionary<string, LatencyRecorder>();
 
+    /// <summary>From the first intended start to the last answer.</summary>
+    public TimeSpan Elapsed { get; init; }
+
     /// <summary>Committed answers over the whole run (drain included).</summary>
     public long Committed => Seconds.Sum(s => s.Committed);
 
@@ -100,7 +103,7 @@ public static class OpenLoop
         var recorders = phases.Select(p => p.Name).Distinct(StringComparer.Ordinal)
             .ToDictionary(n => n, _ => new LatencyRecorder(), StringComparer.Ordinal);
         var samples = new ConcurrentQueue<string>();
-        long completions = 0, completionErrors = 0, outstanding = 0, lastSecond = 0;
+        long completions = 0, completionErrors = 0, outstanding = 0, lastSecond = 0, lastAnswer = 0;
         var inFlight = new ConcurrentDictionary<long, Task>();
         var origin = Stopwatch.GetTimestamp();
 
@@ -130,6 +133,7 @@ public static class OpenLoop
             var answered = Stopwatch.GetTimestamp();
             var slot = SlotOf(answered);
             InterlockedMax(ref lastSecond, slot);
+            InterlockedMax(ref lastAnswer, answered - origin);
             switch (attempt.Outcome)
             {
                 case BenchOutcome.Committed:
@@ -234,6 +238,7 @@ public static class OpenLoop
             phases, rows, recorders.ToDictionary(r => r.Key, HistogramBase (r) => r.Value.Corrected, StringComparer.Ordinal), completions, completionErrors, [.. samples])
         {
             Latencies = recorders,
+            Elapsed = TimeSpan.FromSeconds(Interlocked.Read(ref lastAnswer) / (double)Stopwatch.Frequency),
         };
     }
 

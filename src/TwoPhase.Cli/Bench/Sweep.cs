@@ -72,7 +72,7 @@ public static class SweepPlan
 /// <summary>One point of the curve.</summary>
 /// <param name="Percent">Offered rate as a percentage of the peak.</param>
 /// <param name="OfferedPerSecond">Orders scheduled per second.</param>
-/// <param name="AchievedPerSecond">Committed orders per second, over the schedule or until the last answer if later.</param>
+/// <param name="AchievedPerSecond">Committed orders per second: committed over the schedule's duration, or until the last answer when that came later.</param>
 /// <param name="Committed">Committed answers.</param>
 /// <param name="Aborted">Aborted answers.</param>
 /// <param name="Shed">Refused with 503 (admission).</param>
@@ -92,7 +92,7 @@ public sealed record SweepPoint(
     {
         ArgumentNullException.ThrowIfNull(result);
         var recorder = result.Latencies.Values.Single();
-        var seconds = Math.Max(duration.TotalSeconds, result.Seconds.Count);
+        var seconds = Math.Max(duration.TotalSeconds, result.Elapsed.TotalSeconds);
         return new SweepPoint(
             percent,
             offered,
@@ -160,7 +160,8 @@ public static class SweepReport
 
         var achieved = plot.Add.Scatter(offered, points.Select(p => p.AchievedPerSecond).ToArray());
         achieved.LegendText = "achieved committed/s (right)";
-        achieved.LinePattern = LinePattern.Dashed;
+        achieved.LineWidth = 2;
+        achieved.MarkerShape = MarkerShape.OpenSquare;
         achieved.Color = Colors.Black;
         achieved.Axes.YAxis = plot.Axes.Right;
 

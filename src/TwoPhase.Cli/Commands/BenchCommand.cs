@@ -81,7 +81,7 @@ internal static class BenchCommand
         };
         var peakRate = new Option<int?>("--peak-rate") { Description = "With --sweep: the peak in committed/s to take the percentages of (the closed loop then only warms up)." };
         var sweepRates = new Option<string?>("--sweep-rates") { Description = "With --sweep: comma-separated percentages of the peak (1-500, at most 20). Default 10,25,50,75,90,100,110." };
-        var plot = new Option<FileInfo?>("--plot") { Description = "With --sweep: write the curve to this .svg or .png (default: next to --json as NAME.svg, else sweep.svg in the run folder)." };
+        var plot = new Option<FileInfo?>("--plot") { Description = "With --sweep: write the curve to this .svg or .png (default: next to --json as NAME.png, else sweep.png in the run folder)." };
         var sqlite = new Option<bool>("--sqlite") { Description = "Run the services on the embedded default, SQLite (a file per service in the run folder) instead of --postgres; the bound and the monolith need PostgreSQL and are skipped." };
         var soak = new Option<int?>("--soak") { Description = "Instead of the workloads: SECONDS (10-86400) of open-loop plentiful at --soak-rate, each service's working set sampled every --soak-sample seconds; first, last, max and slope." };
         var soakRate = new Option<int>("--soak-rate") { Description = "With --soak: orders/s offered.", DefaultValueFactory = _ => 100 };
@@ -642,7 +642,7 @@ internal static class BenchCommand
         console.WriteLine();
         Console.Out.Write(SweepReport.Table(peak, points));
         var plotPath = settings.Plot?.FullName
-                       ?? (settings.Json is { } j ? Path.ChangeExtension(j.FullName, ".svg") : Path.Combine(runFolder, "sweep.svg"));
+                       ?? (settings.Json is { } j ? Path.ChangeExtension(j.FullName, ".png") : Path.Combine(runFolder, "sweep.png"));
         var caption = $"plentiful, open loop, {settings.Duration.TotalSeconds:0} s per rate, {(settings.Sqlite ? "SQLite" : "PostgreSQL")}; {machine.Cores} cores, load avg {machine.LoadAverageAtStart}";
         SweepReport.Plot(plotPath, peak, points, caption);
         console.MarkupLine($"Curve written to {Markup.Escape(plotPath)}; audit {audit}; load average at end {MachineInfo.LoadAverage()} (a shared machine: the figures move with it).");
