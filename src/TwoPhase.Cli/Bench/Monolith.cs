@@ -74,7 +74,8 @@ public sealed class Monolith : IAsyncDisposable
             await _database.WriteAsync(
                 async tx =>
                 {
-                    foreach (var line in items)
+                    // In SKU order, so two orders naming the same two SKUs lock them in the same order (no deadlock between them).
+                    foreach (var line in items.OrderBy(l => l.Sku, StringComparer.Ordinal))
                     {
                         var taken = await tx.Connection.ExecuteAsync(new CommandDefinition(
                             "UPDATE products SET on_hand = on_hand - @Quantity, sold = sold + @Quantity WHERE sku = @Sku AND on_hand - reserved >= @Quantity",

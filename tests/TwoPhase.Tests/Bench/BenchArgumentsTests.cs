@@ -48,7 +48,7 @@ public sealed class BenchArgumentsTests
         { Args(alternate: "3"), "--alternate must be" },
         { Args(alternate: "1,1"), "--alternate must be" },
         { Args(alternate: "1,12"), "--alternate must be" },
-        { Args(alternate: "1,3", coordinators: 3), "Choose one of" },
+        { Args(alternate: "1,3", coordinators: 3), "--alternate names the replica counts" },
         { Args(alternate: "1,3", runs: 0), "--runs must be" },
         { Args(runs: 5), "--runs belongs to --alternate" },
         { Args(postgres: false, urls: true, coordinators: 3), "not with --urls" },
