@@ -8,7 +8,38 @@ namespace TwoPhase.Cli.Bench;
 /// <summary>One workload's figures and whether the audit after it was clean.</summary>
 public sealed record WorkloadRun(Workload Workload, WindowResult Result, string Audit)
 {
+    /// <summary>The services' working sets under the load and after it; null when not sampled (the monolith, remote services).</summary>
+    public MemoryUsage? Memory { get; init; }
+
     public long TotalErrors => Result.Errors + Result.CompletionErrors;
+}
+
+/// <summary>Per service: working set (MiB) under the load (max and mean of the samples in the measured window) and after it settled.</summary>
+public sealed record MemoryUsage(IReadOnlyDictionary<string, ServiceMemory> Services, double SettleSeconds);
+
+/// <summary>One service's working set in MiB; null where it could not be read.</summary>
+public sealed record ServiceMemory(double? UnderLoadMaxMiB, double? UnderLoadMeanMiB, double? AfterMiB, int Samples)
+{
+    /// <summary>From the samples under load and the one after the settle.</summary>
+    public static MemoryUsage Of(IReadOnlyList<string> sources, IReadOnlyList<MemorySample> underLoad, MemorySample? after, double settleSeconds)
+    {
+        ArgumentNullException.ThrowIfNull(sources);
+        ArgumentNullException.ThrowIfNull(underLoad);
+        return new MemoryUsage(
+            sources.ToDictionary(
+                s => s,
+                s =>
+                {
+                    var values = underLoad.Select(x => x.MiB.GetValueOrDefault(s)).OfType<double>().ToList();
+                    return new ServiceMemory(
+                        values.Count == 0 ? null : values.Max(),
+                        values.Count == 0 ? null : Math.Round(values.Average(), 1),
+                        after?.MiB.GetValueOrDefault(s),
+                        values.Count);
+                },
+                StringComparer.Ordinal),
+            settleSeconds);
+    }
 }
 
 /// <summary>The machine the bench ran on, for the table's caption; load averages because the machine may be shared.</summary>
@@ -84,6 +115,51 @@ public static class BenchReport
             ? real.Result.CommittedPerSecond / bound.CommittedPerSecond
             : null;
 
+    /// <summary>Per concurrency where both ran: plentiful committed/s over the monolith's (the price of distribution).</summary>
+    public static IReadOnlyList<(int Concurrency, double Plentiful, double Monolith, double Share)> MonolithShares(IReadOnlyList<WorkloadRun> runs)
+    {
+        ArgumentNullException.ThrowIfNull(runs);
+        return [.. runs.Where(r => r.Workload.Kind == WorkloadKind.Monolith && r.Result.CommittedPerSecond > 0)
+            .Select(m => (m, p: runs.FirstOrDefault(r => r.Workload.Kind == WorkloadKind.Plentiful && r.Workload.Concurrency == m.Workload.Concurrency)))
+            .Where(x => x.p is not null)
+            .Select(x => (x.m.Workload.Concurrency, x.p!.Result.CommittedPerSecond, x.m.Result.CommittedPerSecond, x.p.Result.CommittedPerSecond / x.m.Result.CommittedPerSecond))];
+    }
+
+    /// <summary>The Markdown table of <see cref="MonolithShares"/>.</summary>
+    public static string MonolithTable(IReadOnlyList<WorkloadRun> runs)
+    {
+        var text = new StringBuilder();
+        text.AppendLine("| conc. | plentiful (2PC, 3 services) committed/s | monolith (1 local transaction, 1 database) committed/s | 2PC as share of monolith |");
+        text.AppendLine("|--:|--:|--:|--:|");
+        foreach (var (c, p, m, share) in MonolithShares(runs))
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"| {c} | {p:0.0} | {m:0.0} | {share * 100:0.0} % |");
+        }
+
+        return text.ToString();
+    }
+
+    /// <summary>The services' working sets per workload (MiB).</summary>
+    public static string MemoryTable(IReadOnlyList<WorkloadRun> runs)
+    {
+        ArgumentNullException.ThrowIfNull(runs);
+        var text = new StringBuilder();
+        text.AppendLine("| workload | conc. | service | working set under load, max MiB | mean MiB | after settle MiB |");
+        text.AppendLine("|---|--:|---|--:|--:|--:|");
+        foreach (var run in runs.Where(r => r.Memory is not null))
+        {
+            foreach (var (service, m) in run.Memory!.Services)
+            {
+                text.AppendLine(CultureInfo.InvariantCulture,
+                    $"| {run.Workload.Name} | {run.Workload.Concurrency} | {service} | {Mib(m.UnderLoadMaxMiB)} | {Mib(m.UnderLoadMeanMiB)} | {Mib(m.AfterMiB)} |");
+            }
+        }
+
+        return text.ToString();
+    }
+
+    private static string Mib(double? value) => value is { } v ? v.ToString("0.0", CultureInfo.InvariantCulture) : "n/a";
+
     public static async Task WriteJsonAsync(FileInfo file, MachineInfo machine, object settings, IReadOnlyList<WorkloadRun> runs, WindowResult? bound, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(file);
@@ -112,6 +188,14 @@ public static class BenchReport
                 audit = r.Audit,
                 errorSamples = r.Result.ErrorSamples,
                 cpuSecondsPer1000Committed = Cpu(r.Result),
+                memory = r.Memory,
+            }).ToList(),
+            monolith = MonolithShares(runs).Select(x => new
+            {
+                concurrency = x.Concurrency,
+                plentifulCommittedPerSecond = Round(x.Plentiful),
+                monolithCommittedPerSecond = Round(x.Monolith),
+                share = Math.Round(x.Share, 3),
             }).ToList(),
             bound = bound is null ? null : new
             {

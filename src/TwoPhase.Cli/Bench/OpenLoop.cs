@@ -31,6 +31,15 @@ public sealed record OpenLoopResult(
     long CompletionErrors,
     IReadOnlyList<string> ErrorSamples)
 {
+    /// <summary>Per phase: corrected and uncorrected latencies (see <see cref="LatencyRecorder"/>).</summary>
+    public IReadOnlyDictionary<string, LatencyRecorder> Latencies { get; init; } = new Dictionary<string, LatencyRecorder>();
+
+    /// <summary>From the first intended start to the last answer.</summary>
+    public TimeSpan Elapsed { get; init; }
+
+    /// <summary>Committed answers over the whole run (drain included).</summary>
+    public long Committed => Seconds.Sum(s => s.Committed);
+
     /// <summary>The phase that covers second <paramref name="second"/> of the schedule; the last one for the drain after it.</summary>
     public static string PhaseAt(IReadOnlyList<RatePhase> phases, double second)
     {
@@ -58,8 +67,6 @@ public sealed record OpenLoopResult(
 /// </summary>
 public static class OpenLoop
 {
-    // Latencies above an hour are recorded as an hour; the histogram must have a bound.
-    private const long MaxLatencyMicros = 3_600_000_000;
     private const int MaxErrorSamples = 5;
 
     // Seconds of table kept after the schedule for answers still arriving; each order's own timeout is far shorter.
@@ -93,10 +100,10 @@ public static class OpenLoop
         var aborted = new long[slots];
         var shed = new long[slots];
         var errors = new long[slots];
-        var histograms = phases.Select(p => p.Name).Distinct(StringComparer.Ordinal)
-            .ToDictionary(n => n, HistogramBase (_) => new LongConcurrentHistogram(1, MaxLatencyMicros, 3), StringComparer.Ordinal);
+        var recorders = phases.Select(p => p.Name).Distinct(StringComparer.Ordinal)
+            .ToDictionary(n => n, _ => new LatencyRecorder(), StringComparer.Ordinal);
         var samples = new ConcurrentQueue<string>();
-        long completions = 0, completionErrors = 0, outstanding = 0, lastSecond = 0;
+        long completions = 0, completionErrors = 0, outstanding = 0, lastSecond = 0, lastAnswer = 0;
         var inFlight = new ConcurrentDictionary<long, Task>();
         var origin = Stopwatch.GetTimestamp();
 
@@ -110,8 +117,9 @@ public static class OpenLoop
             }
         }
 
-        async Task OneAsync(long sequence, long intended, HistogramBase histogram)
+        async Task OneAsync(long sequence, long intended, LatencyRecorder recorder)
         {
+            var sent = Stopwatch.GetTimestamp();
             Attempt attempt;
             try
             {
@@ -125,6 +133,7 @@ public static class OpenLoop
             var answered = Stopwatch.GetTimestamp();
             var slot = SlotOf(answered);
             InterlockedMax(ref lastSecond, slot);
+            InterlockedMax(ref lastAnswer, answered - origin);
             switch (attempt.Outcome)
             {
                 case BenchOutcome.Committed:
@@ -144,7 +153,7 @@ public static class OpenLoop
 
             if (attempt.Outcome is BenchOutcome.Committed or BenchOutcome.Aborted)
             {
-                histogram.RecordValue(Math.Clamp((long)Stopwatch.GetElapsedTime(intended, answered).TotalMicroseconds, 1, MaxLatencyMicros));
+                recorder.Record(intended, sent, answered);
             }
 
             if (attempt.Outcome == BenchOutcome.Committed && complete is not null)
@@ -173,7 +182,7 @@ public static class OpenLoop
             foreach (var phase in phases)
             {
                 var count = (long)Math.Round(phase.OrdersPerSecond * phase.Duration.TotalSeconds);
-                var histogram = histograms[phase.Name];
+                var recorder = recorders[phase.Name];
                 for (long k = 0; k < count; k++)
                 {
                     // The intended start on the schedule: the generator may be late, the latency still counts from here.
@@ -196,7 +205,7 @@ public static class OpenLoop
                     Interlocked.Increment(ref started[slot]);
                     var sequence = next++;
                     // On the thread pool: the schedule must not wait for a request to be built and sent.
-                    var task = Task.Run(() => OneAsync(sequence, intended, histogram), CancellationToken.None);
+                    var task = Task.Run(() => OneAsync(sequence, intended, recorder), CancellationToken.None);
                     inFlight[sequence] = task;
                     _ = task.ContinueWith(
                         _ =>
@@ -225,7 +234,12 @@ public static class OpenLoop
             rows.Add(new SecondCounts(s, s < scheduled ? OpenLoopResult.PhaseAt(phases, s) : "drain", started[s], skipped[s], committed[s], aborted[s], shed[s], errors[s]));
         }
 
-        return new OpenLoopResult(phases, rows, histograms, completions, completionErrors, [.. samples]);
+        return new OpenLoopResult(
+            phases, rows, recorders.ToDictionary(r => r.Key, HistogramBase (r) => r.Value.Corrected, StringComparer.Ordinal), completions, completionErrors, [.. samples])
+        {
+            Latencies = recorders,
+            Elapsed = TimeSpan.FromSeconds(Interlocked.Read(ref lastAnswer) / (double)Stopwatch.Frequency),
+        };
     }
 
     private static void InterlockedMax(ref long target, long value)

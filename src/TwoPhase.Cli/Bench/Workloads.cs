@@ -11,6 +11,9 @@ public enum WorkloadKind
 
     /// <summary>Every other order asks for a SKU with no stock, so storage votes no and the order aborts.</summary>
     AbortHeavy,
+
+    /// <summary>Plentiful orders as one local transaction in one PostgreSQL database, in process: the monolith ceiling (<see cref="Monolith"/>).</summary>
+    Monolith,
 }
 
 /// <summary>One measured run: an order mix at a fixed closed-loop concurrency.</summary>
@@ -25,6 +28,18 @@ public sealed record Workload(WorkloadKind Kind, int Concurrency)
         new(WorkloadKind.HotSku, 64),
         new(WorkloadKind.AbortHeavy, 64),
     ];
+
+    /// <summary>The monolith ceiling at the plentiful concurrencies, run after the standard set when there is --postgres.</summary>
+    public static IReadOnlyList<Workload> Monoliths { get; } =
+    [
+        new(WorkloadKind.Monolith, 1),
+        new(WorkloadKind.Monolith, 16),
+        new(WorkloadKind.Monolith, 64),
+    ];
+
+    /// <summary>Every name <c>--workload</c> accepts.</summary>
+    public static IReadOnlyList<string> Names { get; } =
+        [.. Standard.Concat(Monoliths).Select(w => w.Name).Distinct(), .. Standard.Concat(Monoliths).Where(w => w.Kind is WorkloadKind.Plentiful or WorkloadKind.Monolith).Select(w => $"{w.Name}:{w.Concurrency}")];
 
     /// <summary>The name in the table and the JSON: plentiful, hot-sku, abort-heavy.</summary>
     public string Name => NameOf(Kind);
@@ -41,6 +56,7 @@ public sealed record Workload(WorkloadKind Kind, int Concurrency)
         WorkloadKind.Plentiful => "plentiful",
         WorkloadKind.HotSku => "hot-sku",
         WorkloadKind.AbortHeavy => "abort-heavy",
+        WorkloadKind.Monolith => "monolith",
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
     };
 }
@@ -77,7 +93,7 @@ public sealed class BenchCatalog(string tag)
         ArgumentNullException.ThrowIfNull(random);
         return kind switch
         {
-            WorkloadKind.Plentiful => PlentifulLines(random),
+            WorkloadKind.Plentiful or WorkloadKind.Monolith => PlentifulLines(random),
             WorkloadKind.HotSku => [new OrderLine(HotSku, 1)],
             WorkloadKind.AbortHeavy => (sequence + worker) % 2 == 0 ? [new OrderLine(EmptySku, 1)] : PlentifulLines(random),
             _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),

@@ -5,6 +5,7 @@ using TwoPhase.Cli.Rendering;
 using TwoPhase.Harness.Audit;
 using TwoPhase.Harness.Client;
 using TwoPhase.Harness;
+using TwoPhase.Harness.Topology;
 
 namespace TwoPhase.Cli.Commands;
 
@@ -73,9 +74,30 @@ internal static class BenchCommand
             Validators = { r => CommandSupport.Between(r, 2, 20) },
         };
 
+        var sweep = new Option<bool>("--sweep")
+        {
+            Description = "Instead of the workloads: the open-loop latency-throughput curve. Measure the peak (plentiful, closed loop at 64) or take --peak-rate, "
+                          + "then offer --sweep-rates percentages of it open loop, each for --duration; latency from each order's intended start. Writes the picture (--plot).",
+        };
+        var peakRate = new Option<int?>("--peak-rate") { Description = "With --sweep: the peak in committed/s to take the percentages of (the closed loop then only warms up)." };
+        var sweepRates = new Option<string?>("--sweep-rates") { Description = "With --sweep: comma-separated percentages of the peak (1-500, at most 20). Default 10,25,50,75,90,100,110." };
+        var plot = new Option<FileInfo?>("--plot") { Description = "With --sweep: write the curve to this .svg or .png (default: next to --json as NAME.png, else sweep.png in the run folder)." };
+        var sqlite = new Option<bool>("--sqlite") { Description = "Run the services on the embedded default, SQLite (a file per service in the run folder) instead of --postgres; the bound and the monolith need PostgreSQL and are skipped." };
+        var soak = new Option<int?>("--soak") { Description = "Instead of the workloads: SECONDS (10-86400) of open-loop plentiful at --soak-rate, each service's working set sampled every --soak-sample seconds; first, last, max and slope." };
+        var soakRate = new Option<int>("--soak-rate") { Description = "With --soak: orders/s offered.", DefaultValueFactory = _ => 100 };
+        var soakSample = new Option<int>("--soak-sample") { Description = "With --soak: seconds between working-set samples.", DefaultValueFactory = _ => 10 };
+        var coordinators = new Option<int>("--coordinators")
+        {
+            Description = "Run plentiful at 64 through an HAProxy balancer in front of N order-service replicas (one coordinator group; loopback topology with its own PostgreSQL clusters). 1-9.",
+            DefaultValueFactory = _ => 1,
+        };
+        var alternate = new Option<string?>("--alternate") { Description = "Replica counts to alternate, e.g. 1,3: each runs --runs times in turn (topology as --coordinators); prints medians and the ratio." };
+        var runsOption = new Option<int>("--runs") { Description = "With --alternate: rounds (1-20).", DefaultValueFactory = _ => 3 };
+
         var command = new Command("bench", "Measure committed orders/s, latency and CPU per order on PostgreSQL with durable commits, then audit.")
         {
             postgres, urls, duration, warmup, json, only, noBound, allowNonDurable, quietTimeout, secret, noBuild, runDir, repo, overload, overloadFactor, overloadPeak,
+            sweep, peakRate, sweepRates, plot, sqlite, soak, soakRate, soakSample, coordinators, alternate, runsOption,
         };
         command.SetAction((parse, ct) => RunAsync(
             new BenchSettings(
@@ -94,22 +116,63 @@ internal static class BenchCommand
                 parse.GetValue(repo),
                 parse.GetValue(overload),
                 parse.GetValue(overloadFactor),
-                parse.GetValue(overloadPeak)),
+                parse.GetValue(overloadPeak))
+            {
+                Sweep = parse.GetValue(sweep),
+                PeakRate = parse.GetValue(peakRate),
+                SweepRates = parse.GetValue(sweepRates),
+                Plot = parse.GetValue(plot),
+                Sqlite = parse.GetValue(sqlite),
+                Soak = parse.GetValue(soak),
+                SoakRate = parse.GetValue(soakRate),
+                SoakSample = parse.GetValue(soakSample),
+                Coordinators = parse.GetValue(coordinators),
+                Alternate = parse.GetValue(alternate),
+                Runs = parse.GetValue(runsOption),
+            },
             ct));
         return command;
     }
 
     private sealed record BenchSettings(
         string? Postgres, string? Urls, TimeSpan Duration, TimeSpan Warmup, FileInfo? Json, string[] Only, bool NoBound,
-        bool AllowNonDurable, TimeSpan QuietTimeout, string? Secret, bool NoBuild, string? RunDir, string? Repo, bool Overload, int OverloadFactor, int? OverloadPeak);
+        bool AllowNonDurable, TimeSpan QuietTimeout, string? Secret, bool NoBuild, string? RunDir, string? Repo, bool Overload, int OverloadFactor, int? OverloadPeak)
+    {
+        public bool Sweep { get; init; }
+        public int? PeakRate { get; init; }
+        public string? SweepRates { get; init; }
+        public FileInfo? Plot { get; init; }
+        public bool Sqlite { get; init; }
+        public int? Soak { get; init; }
+        public int SoakRate { get; init; } = 100;
+        public int SoakSample { get; init; } = 10;
+        public int Coordinators { get; init; } = 1;
+        public string? Alternate { get; init; }
+        public int Runs { get; init; } = 3;
+
+        /// <summary>The sweep's percentages (valid after <see cref="BenchArguments.Check"/>).</summary>
+        public IReadOnlyList<int> SweepPercents => SweepPlan.Parse(SweepRates, out _) ?? SweepPlan.DefaultPercents;
+
+        public BenchArguments Arguments => new(
+            Postgres is not null, Urls is not null, Sqlite, Overload, Sweep, PeakRate, SweepRates, Plot?.FullName, Soak, SoakRate, SoakSample, Coordinators, Alternate, Runs, Only);
+
+        /// <summary>Whether the order service runs as N replicas behind a balancer.</summary>
+        public bool Topology => Coordinators > 1 || Alternate is not null;
+    }
 
     private static async Task<int> RunAsync(BenchSettings settings, CancellationToken ct)
     {
         var console = AnsiConsole.Console;
-        if (settings.Postgres is null && settings.Urls is null)
+        if (settings.Arguments.Check() is { } bad)
         {
-            console.MarkupLine("[red]bench needs --postgres (start the services on it) or --urls (bench running services).[/]");
+            console.MarkupLine($"[red]{Markup.Escape(bad)}[/]");
             return ExitCodes.SetupFailed;
+        }
+
+        if (settings.Topology)
+        {
+            return await RunTopologyAsync(console, settings,
+                settings.Alternate is { } alt ? BenchArguments.ParseReplicaCounts(alt)! : [settings.Coordinators], settings.Alternate is null ? 1 : settings.Runs, ct);
         }
 
         ServiceEndpoints? given = null;
@@ -123,21 +186,21 @@ internal static class BenchCommand
             }
         }
 
-        var unknown = settings.Only.Where(n => !Workload.Standard.Any(w => w.Matches(n))).ToList();
-        if (unknown.Count > 0)
+        var openLoopMode = settings.Overload || settings.Sweep || settings.Soak is not null;
+        var candidates = settings.Postgres is not null && !settings.Sqlite ? Workload.Standard.Concat(Workload.Monoliths).ToList() : [.. Workload.Standard];
+        var workloads = openLoopMode
+            ? [OverloadPeakWorkload]
+            : candidates.Where(w => settings.Only.Length == 0 || settings.Only.Any(w.Matches)).ToList();
+        if (workloads.Count == 0)
         {
-            console.MarkupLine($"[red]Unknown workload(s): {Markup.Escape(string.Join(", ", unknown))}; choose from plentiful, plentiful:1, plentiful:16, plentiful:64, hot-sku, abort-heavy.[/]");
+            console.MarkupLine("[red]No workload left to run (the monolith needs --postgres without --sqlite).[/]");
             return ExitCodes.SetupFailed;
         }
-
-        var workloads = settings.Overload
-            ? [OverloadPeakWorkload]
-            : Workload.Standard.Where(w => settings.Only.Length == 0 || settings.Only.Any(w.Matches)).ToList();
         var runId = CommandSupport.NewRunId();
         var runTag = "bench-" + runId.Replace('_', '-');
         var runFolder = Path.GetFullPath(settings.RunDir ?? Path.Combine(Path.GetTempPath(), $"twophase-bench-{runId}"));
         Directory.CreateDirectory(runFolder);
-        using var http = HttpClients.Create(settings.Overload ? OverloadMaxConnections : workloads.Max(w => w.Concurrency) + 16);
+        using var http = HttpClients.Create(openLoopMode ? OverloadMaxConnections : workloads.Max(w => w.Concurrency) + 16);
 
         var runs = new List<WorkloadRun>();
         WindowResult? bound = null;
@@ -148,7 +211,7 @@ internal static class BenchCommand
             try
             {
                 PostgresServer? server = null;
-                if (settings.Postgres is { } pg)
+                if (settings.Postgres is { } pg && !settings.Sqlite)
                 {
                     server = await PostgresServer.InspectAsync(pg, ct);
                     console.MarkupLine($"PostgreSQL {Markup.Escape(server.Version)}: fsync={server.Fsync}, synchronous_commit={server.SynchronousCommit}, " +
@@ -189,13 +252,21 @@ internal static class BenchCommand
                 {
                     // One system for all workloads: one catalog, and couriers for the busiest workload.
                     var seeder = new HttpBench(http, given, settings.Secret, runTag);
-                    await seeder.SeedAsync(new BenchCatalog(runTag), settings.Overload ? OverloadCouriers : workloads.Max(w => w.Couriers), runTag, ct);
+                    await seeder.SeedAsync(new BenchCatalog(runTag), openLoopMode ? OverloadCouriers : workloads.Max(w => w.Couriers), runTag, ct);
                 }
 
                 for (var i = 0; i < workloads.Count; i++)
                 {
                     var workload = workloads[i];
                     console.MarkupLine($"[bold]{workload.Name}[/] at concurrency {workload.Concurrency}: {settings.Warmup.TotalSeconds:0} s warm-up, {settings.Duration.TotalSeconds:0} s measured (load average {MachineInfo.LoadAverage()})");
+                    if (workload.Kind == WorkloadKind.Monolith)
+                    {
+                        var monolithRun = await RunMonolithAsync(console, workload, settings.Postgres!, $"twophase_bench_{runId}_{i}", runTag, server, settings, ct);
+                        runs.Add(monolithRun);
+                        PrintLine(console, monolithRun);
+                        continue;
+                    }
+
                     try
                     {
                         ServiceEndpoints endpoints;
@@ -222,21 +293,36 @@ internal static class BenchCommand
 
                         cpu.AddPostgres("postgres", server?.PostmasterPid).AddSelf("bench");
                         var secret = system?.Secret ?? settings.Secret;
-                        var bench = new HttpBench(http, endpoints, secret, $"{runTag}-{i}", settings.Overload ? OverloadRequestTimeout : null);
+                        var bench = new HttpBench(http, endpoints, secret, $"{runTag}-{i}", openLoopMode ? OverloadRequestTimeout : null);
                         var catalog = new BenchCatalog(runTag);
                         if (given is null)
                         {
-                            await bench.SeedAsync(catalog, settings.Overload ? OverloadCouriers : workload.Couriers, runTag, ct);
+                            await bench.SeedAsync(catalog, openLoopMode ? OverloadCouriers : workload.Couriers, runTag, ct);
                         }
 
+                        var memory = new MemorySampler()
+                            .Add("order", system?.Order.ProcessId ?? LocalPid(endpoints.Order))
+                            .Add("storage", system?.Storage.ProcessId ?? LocalPid(endpoints.Storage))
+                            .Add("delivery", system?.Delivery.ProcessId ?? LocalPid(endpoints.Delivery));
+                        var reader = new ServiceSnapshotReader(http, endpoints, secret);
                         if (settings.Overload)
                         {
-                            return await RunOverloadAsync(console, workload, catalog, settings, cpu, bench, new ServiceSnapshotReader(http, endpoints, secret), $"{runTag}-{i}", ct);
+                            return await RunOverloadAsync(console, workload, catalog, settings, cpu, bench, reader, $"{runTag}-{i}", ct);
                         }
 
-                        var result = await RunWorkloadAsync(workload, catalog, settings, cpu, bench.PlaceAsync, bench.CompleteAsync, $"{runTag}-{i}", ct);
-                        var audit = await AuditAsync(console, new ServiceSnapshotReader(http, endpoints, secret), [.. bench.Answers], settings.QuietTimeout, ct);
-                        var run = new WorkloadRun(workload, result, audit);
+                        if (settings.Sweep)
+                        {
+                            return await RunSweepAsync(console, workload, catalog, settings, cpu, bench, reader, machine, runFolder, $"{runTag}-{i}", ct);
+                        }
+
+                        if (settings.Soak is { } soakSeconds)
+                        {
+                            return await RunSoakAsync(console, workload, catalog, settings, cpu, bench, reader, memory, soakSeconds, $"{runTag}-{i}", ct);
+                        }
+
+                        var (result, usage) = await WithMemoryAsync(memory, settings.Warmup, () => RunWorkloadAsync(workload, catalog, settings, cpu, bench.PlaceAsync, bench.CompleteAsync, $"{runTag}-{i}", ct), ct);
+                        var audit = await AuditAsync(console, reader, [.. bench.Answers], settings.QuietTimeout, ct);
+                        var run = new WorkloadRun(workload, result, audit) { Memory = usage };
                         runs.Add(run);
                         PrintLine(console, run);
                     }
@@ -251,13 +337,13 @@ internal static class BenchCommand
                     }
                 }
 
-                if (!settings.NoBound && settings.Postgres is { } boundPg)
+                if (!settings.NoBound && settings.Postgres is { } boundPg && !settings.Sqlite)
                 {
                     bound = await RunBoundAsync(console, boundPg, runId, runTag, server!, settings, ct);
                 }
                 else if (!settings.NoBound)
                 {
-                    console.MarkupLine("[yellow]No --postgres: the direct bound is skipped.[/]");
+                    console.MarkupLine(settings.Sqlite ? "[yellow]--sqlite: the direct bound (PostgreSQL) is skipped.[/]" : "[yellow]No --postgres: the direct bound is skipped.[/]");
                 }
 
                 console.WriteLine();
@@ -267,12 +353,25 @@ internal static class BenchCommand
                     console.MarkupLine($"Real plentiful at concurrency {bound!.Concurrency} reaches [bold]{ratio:P0}[/] of the bound ({bound.CommittedPerSecond:0} committed/s).");
                 }
 
+                if (BenchReport.MonolithShares(runs).Count > 0)
+                {
+                    console.WriteLine();
+                    Console.Out.Write(BenchReport.MonolithTable(runs));
+                }
+
+                if (runs.Any(r => r.Memory is not null))
+                {
+                    console.WriteLine();
+                    Console.Out.Write(BenchReport.MemoryTable(runs));
+                }
+
                 console.MarkupLine($"Machine: {Markup.Escape(machine.Cpu)}, {machine.Cores} cores; load average at start {machine.LoadAverageAtStart}, at end {MachineInfo.LoadAverage()}.");
                 if (settings.Json is { } file)
                 {
                     var settingsDoc = new
                     {
                         mode = given is null ? "started" : "urls",
+                        store = settings.Sqlite ? "sqlite" : "postgres",
                         durationSeconds = settings.Duration.TotalSeconds,
                         warmupSeconds = settings.Warmup.TotalSeconds,
                         postgres = server is null ? null : new { server.Version, server.Fsync, server.SynchronousCommit },
@@ -312,8 +411,8 @@ internal static class BenchCommand
             RepoRoot = repoRoot,
             Configuration = Release,
             Folder = folder,
-            Store = Store.Postgres,
-            PostgresServer = settings.Postgres,
+            Store = settings.Sqlite ? Store.Sqlite : Store.Postgres,
+            PostgresServer = settings.Sqlite ? null : settings.Postgres,
             DatabasePrefix = databasePrefix,
             // Information-level request logs would measure the console, not the protocol.
             LogLevel = "Warning",
@@ -426,6 +525,348 @@ internal static class BenchCommand
 
         var errors = result.Seconds.Sum(s => s.Errors) + result.CompletionErrors + peakRun.Errors + peakRun.CompletionErrors;
         return audit == "clean" && errors == 0 ? ExitCodes.Ok : ExitCodes.Failed;
+    }
+
+    // Working sets: sampled every second in the measured window, then once after the load has settled.
+    private static readonly TimeSpan MemoryPeriod = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan MemorySettle = TimeSpan.FromSeconds(5);
+
+    /// <summary>Runs a closed-loop workload while sampling the services' working sets after the warm-up, then once after a settle.</summary>
+    private static async Task<(WindowResult Result, MemoryUsage Usage)> WithMemoryAsync(MemorySampler memory, TimeSpan warmup, Func<Task<WindowResult>> run, CancellationToken ct)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var sampling = Task.Run(
+            async () =>
+            {
+                try
+                {
+                    await Task.Delay(warmup, stop.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                await memory.RunAsync(MemoryPeriod, stop.Token);
+            },
+            CancellationToken.None);
+        WindowResult result;
+        try
+        {
+            result = await run();
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await sampling;
+        }
+
+        var underLoad = memory.Samples;
+        await Task.Delay(MemorySettle, ct);
+        var after = memory.Sample();
+        return (result, ServiceMemory.Of(memory.Sources, underLoad, after, MemorySettle.TotalSeconds));
+    }
+
+    /// <summary>The monolith ceiling at one concurrency: a fresh database on the server, the same closed loop, its own audit.</summary>
+    private static async Task<WorkloadRun> RunMonolithAsync(IAnsiConsole console, Workload workload, string pg, string prefix, string runTag, PostgresServer? server, BenchSettings settings, CancellationToken ct)
+    {
+        var databases = await PostgresDatabases.CreateAsync(pg, prefix, ct);
+        try
+        {
+            var catalog = new BenchCatalog(runTag);
+            await using var monolith = await Monolith.CreateAsync(databases.ConnectionStrings[ServiceKind.Order], databases.PoolSizePerService, catalog, workload.Couriers, ct);
+            var cpu = new CpuMeter().AddPostgres("postgres", server?.PostmasterPid).AddSelf("bench");
+            var result = await RunWorkloadAsync(workload, catalog, settings, cpu, monolith.PlaceAsync, monolith.CompleteAsync, $"{runTag}-monolith-{workload.Concurrency}", ct);
+            var problem = await monolith.AuditAsync(ct);
+            console.MarkupLine(problem is null ? "  monolith books clean" : $"  [red]monolith books: {Markup.Escape(problem)}[/]");
+            return new WorkloadRun(workload, result, problem is null ? "clean" : "FAIL");
+        }
+        finally
+        {
+            await DropAsync(console, databases);
+        }
+    }
+
+    private static Func<long, CancellationToken, Task<Attempt>> OpenLoopPlace(HttpBench bench, BenchCatalog catalog, Workload workload, string orderTag) =>
+        (sequence, token) => bench.PlaceAsync(
+            catalog.NextOrder(workload.Kind, new Random(7919 + (int)(sequence % int.MaxValue)), 0, sequence), $"{orderTag}-o{sequence:D8}", token);
+
+    /// <summary>
+    /// The latency-throughput curve: the closed-loop peak (or the given one), then one open-loop run per rate, each
+    /// for --duration and drained before the next; the audit over every answer; table, JSON and picture.
+    /// </summary>
+    private static async Task<int> RunSweepAsync(
+        IAnsiConsole console, Workload workload, BenchCatalog catalog, BenchSettings settings, CpuMeter cpu, HttpBench bench, ServiceSnapshotReader reader,
+        MachineInfo machine, string runFolder, string orderTag, CancellationToken ct)
+    {
+        // With a given peak the closed loop only warms the services up (its one measured second is not used).
+        var peakSettings = settings.PeakRate is null ? settings : settings with { Duration = TimeSpan.FromSeconds(1) };
+        var peakRun = await RunWorkloadAsync(workload, catalog, peakSettings, cpu, bench.PlaceAsync, bench.CompleteAsync, orderTag + "-peak", ct);
+        var peak = settings.PeakRate ?? peakRun.CommittedPerSecond;
+        console.MarkupLine(settings.PeakRate is { } given
+            ? $"  warmed up closed loop; the sweep uses the given peak of {given}/s"
+            : $"  peak (closed loop at {workload.Concurrency}): {peakRun.CommittedPerSecond:0.0} committed/s, p99 {peakRun.Percentile(99):0.0} ms, {peakRun.Errors} errors");
+        if (peak < 1)
+        {
+            console.MarkupLine("[red]No peak to sweep (nothing committed).[/]");
+            return ExitCodes.Failed;
+        }
+
+        var percents = settings.SweepPercents;
+        var rates = SweepPlan.Rates(peak, percents);
+        var points = new List<SweepPoint>();
+        var completionErrors = 0L;
+        for (var i = 0; i < rates.Count; i++)
+        {
+            var rate = rates[i];
+            var maxOutstanding = OverloadPlan.MaxOutstanding(rate, 1, OverloadRequestTimeout);
+            console.MarkupLine($"  {percents[i]} % of the peak: {rate:0.0} orders/s for {settings.Duration.TotalSeconds:0} s, at most {maxOutstanding} outstanding (load average {MachineInfo.LoadAverage()})");
+            var result = await OpenLoop.RunAsync(
+                [new RatePhase($"{percents[i]}%", rate, settings.Duration)],
+                maxOutstanding,
+                OpenLoopPlace(bench, catalog, workload, $"{orderTag}-r{percents[i]}"),
+                bench.CompleteAsync,
+                ct);
+            var point = SweepPoint.Of(percents[i], rate, result, settings.Duration);
+            points.Add(point);
+            completionErrors += result.CompletionErrors;
+            console.MarkupLine($"    achieved {point.AchievedPerSecond:0.0} committed/s, p50 {point.P50Ms:0.0} / p99 {point.P99Ms:0.0} / p99.9 {point.P999Ms:0.0} ms from the intended start " +
+                               $"(p99 {point.ServiceP99Ms:0.0} ms from the send), {point.Shed} shed, {point.Skipped} skipped, {point.Errors} errors");
+            foreach (var sample in result.ErrorSamples)
+            {
+                console.MarkupLine($"    [red]error:[/] {Markup.Escape(sample)}");
+            }
+        }
+
+        var audit = await AuditAsync(console, reader, [.. bench.Answers], settings.QuietTimeout, ct);
+        console.WriteLine();
+        Console.Out.Write(SweepReport.Table(peak, points));
+        var plotPath = settings.Plot?.FullName
+                       ?? (settings.Json is { } j ? Path.ChangeExtension(j.FullName, ".png") : Path.Combine(runFolder, "sweep.png"));
+        var caption = $"plentiful, open loop, {settings.Duration.TotalSeconds:0} s per rate, {(settings.Sqlite ? "SQLite" : "PostgreSQL")}; {machine.Cores} cores, load avg {machine.LoadAverageAtStart}";
+        SweepReport.Plot(plotPath, peak, points, caption);
+        console.MarkupLine($"Curve written to {Markup.Escape(plotPath)}; audit {audit}; load average at end {MachineInfo.LoadAverage()} (a shared machine: the figures move with it).");
+        if (settings.Json is { } file)
+        {
+            await using var stream = file.Create();
+            await System.Text.Json.JsonSerializer.SerializeAsync(
+                stream,
+                new
+                {
+                    machine,
+                    store = settings.Sqlite ? "sqlite" : "postgres",
+                    durationSecondsPerRate = settings.Duration.TotalSeconds,
+                    peak,
+                    peakMeasured = settings.PeakRate is null,
+                    peakP99Ms = settings.PeakRate is null ? peakRun.Percentile(99) : (double?)null,
+                    latency = "from each order's intended start (coordinated omission corrected); serviceP99Ms from the actual send",
+                    curve = points,
+                    plot = plotPath,
+                    completionErrors,
+                    audit,
+                    loadAverageAtEnd = MachineInfo.LoadAverage(),
+                },
+                new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web) { WriteIndented = true },
+                ct);
+            console.MarkupLine($"JSON written to {Markup.Escape(file.FullName)}");
+        }
+
+        var errors = points.Sum(p => p.Errors) + completionErrors + peakRun.Errors + peakRun.CompletionErrors;
+        return audit == "clean" && errors == 0 ? ExitCodes.Ok : ExitCodes.Failed;
+    }
+
+    /// <summary>
+    /// The soak: a warm-up, then open loop at a fixed rate for the soak's seconds, the services' working sets sampled
+    /// on a fixed period; first, last, max and the least-squares slope per service, then the audit.
+    /// </summary>
+    private static async Task<int> RunSoakAsync(
+        IAnsiConsole console, Workload workload, BenchCatalog catalog, BenchSettings settings, CpuMeter cpu, HttpBench bench, ServiceSnapshotReader reader,
+        MemorySampler memory, int seconds, string orderTag, CancellationToken ct)
+    {
+        if (settings.Warmup > TimeSpan.Zero)
+        {
+            await RunWorkloadAsync(workload, catalog, settings with { Duration = TimeSpan.FromSeconds(1) }, cpu, bench.PlaceAsync, bench.CompleteAsync, orderTag + "-warm", ct);
+        }
+
+        var rate = settings.SoakRate;
+        console.MarkupLine($"  soak: {rate} orders/s open loop for {seconds} s, working sets every {settings.SoakSample} s (load average {MachineInfo.LoadAverage()})");
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var sampling = memory.RunAsync(TimeSpan.FromSeconds(settings.SoakSample), stop.Token);
+        OpenLoopResult result;
+        try
+        {
+            result = await OpenLoop.RunAsync(
+                [new RatePhase("soak", rate, TimeSpan.FromSeconds(seconds))],
+                OverloadPlan.MaxOutstanding(rate, 1, OverloadRequestTimeout),
+                OpenLoopPlace(bench, catalog, workload, orderTag + "-soak"),
+                bench.CompleteAsync,
+                ct);
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await sampling;
+        }
+
+        memory.Sample();
+        var audit = await AuditAsync(console, reader, [.. bench.Answers], settings.QuietTimeout, ct);
+        var trends = memory.Sources.Select(s => MemoryTrend.Of(s, memory.Samples)).ToList();
+        var recorder = result.Latencies["soak"];
+        var errors = result.Seconds.Sum(s => s.Errors) + result.CompletionErrors;
+        console.WriteLine();
+        Console.Out.WriteLine("| service | samples | first MiB | last MiB | max MiB | slope MiB/min |");
+        Console.Out.WriteLine("|---|--:|--:|--:|--:|--:|");
+        foreach (var t in trends)
+        {
+            Console.Out.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"| {t.Source} | {t.Samples} | {t.FirstMiB:0.0} | {t.LastMiB:0.0} | {t.MaxMiB:0.0} | {t.SlopeMiBPerMinute:0.000} |"));
+        }
+
+        console.MarkupLine($"Committed {result.Committed:N0} ({result.Committed / (double)seconds:0.0}/s), p99 {recorder.CorrectedMs(99):0.0} ms from the intended start, " +
+                           $"{result.Seconds.Sum(s => s.Shed)} shed, {result.Seconds.Sum(s => s.Skipped)} skipped, {errors} errors; audit {audit}; load average at end {MachineInfo.LoadAverage()}.");
+        if (settings.Json is { } file)
+        {
+            await using var stream = file.Create();
+            await System.Text.Json.JsonSerializer.SerializeAsync(
+                stream,
+                new
+                {
+                    soakSeconds = seconds,
+                    rate,
+                    sampleSeconds = settings.SoakSample,
+                    committed = result.Committed,
+                    p99Ms = recorder.CorrectedMs(99),
+                    errors,
+                    trends,
+                    samples = memory.Samples,
+                    audit,
+                },
+                new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web) { WriteIndented = true },
+                ct);
+            console.MarkupLine($"JSON written to {Markup.Escape(file.FullName)}");
+        }
+
+        return audit == "clean" && errors == 0 ? ExitCodes.Ok : ExitCodes.Failed;
+    }
+
+    /// <summary>
+    /// Issue 14's comparison: plentiful at 64 through the order service's HAProxy balancer in front of N replicas (one
+    /// coordinator group sharing one decision log), one storage and one delivery replica, everything on loopback with
+    /// the topology's own PostgreSQL clusters. Each count runs <paramref name="rounds"/> times, the counts in turn, so
+    /// drift of a shared machine falls on all of them alike; medians per count and the ratio of the last to the first.
+    /// </summary>
+    private static async Task<int> RunTopologyAsync(IAnsiConsole console, BenchSettings settings, IReadOnlyList<int> counts, int rounds, CancellationToken ct)
+    {
+        var repoRoot = settings.Repo is not null ? Path.GetFullPath(settings.Repo) : RepoLocator.FindRepoRoot();
+        if (repoRoot is null || !Directory.Exists(Path.Combine(repoRoot, "src")))
+        {
+            console.MarkupLine($"[red]Cannot find the repository (no {RepoLocator.SolutionFile} above {Markup.Escape(Directory.GetCurrentDirectory())}); pass --repo.[/]");
+            return ExitCodes.SetupFailed;
+        }
+
+        var runId = CommandSupport.NewRunId();
+        var runTag = "bench-" + runId.Replace('_', '-');
+        var runFolder = Path.GetFullPath(settings.RunDir ?? Path.Combine(Path.GetTempPath(), $"twophase-bench-{runId}"));
+        Directory.CreateDirectory(runFolder);
+        var machine = MachineInfo.Read(null);
+        console.MarkupLine($"Machine: {Markup.Escape(machine.Cpu)}, {machine.Cores} cores, load average {machine.LoadAverageAtStart}. Logs: {Markup.Escape(runFolder)}");
+        if (!settings.NoBuild)
+        {
+            var buildLog = Path.Combine(runFolder, "build.log");
+            await console.Status().StartAsync($"Building the services (Release); log: {Markup.Escape(buildLog)}",
+                _ => ServiceBuilder.BuildAsync(repoRoot, Release, buildLog, DotnetHost.Path, ct));
+        }
+
+        var workload = OverloadPeakWorkload;
+        using var http = HttpClients.Create(workload.Concurrency + 16);
+        var results = new List<(int Round, int Coordinators, double CommittedPerSecond, double P99Ms, long Errors, string Audit)>();
+        return await CommandSupport.GuardAsync(console, async () =>
+        {
+            for (var round = 1; round <= rounds; round++)
+            {
+                foreach (var n in counts)
+                {
+                    console.MarkupLine($"[bold]round {round}, {n} coordinator replica(s)[/]: plentiful at {workload.Concurrency} through HAProxy, {settings.Warmup.TotalSeconds:0} s warm-up, {settings.Duration.TotalSeconds:0} s measured (load average {MachineInfo.LoadAverage()})");
+                    var options = new TopologyOptions
+                    {
+                        Coordinators = n,
+                        StorageReplicas = 1,
+                        DeliveryReplicas = 1,
+                        Namespaces = false,
+                        Configuration = Release,
+                        Folder = Path.Combine(runFolder, $"r{round}-c{n}"),
+                        LogLevel = "Warning",
+                    };
+                    await using var topology = await TopologySystem.StartAsync(options, null, ct);
+                    var endpoints = new ServiceEndpoints(topology.EntryUrl(ServiceKind.Order), topology.EntryUrl(ServiceKind.Storage), topology.EntryUrl(ServiceKind.Delivery));
+                    var tag = $"{runTag}-r{round}-c{n}";
+                    var bench = new HttpBench(http, endpoints, topology.Secret, tag);
+                    var catalog = new BenchCatalog(tag);
+                    await bench.SeedAsync(catalog, workload.Couriers, tag, ct);
+                    var cpu = new CpuMeter().AddSelf("bench");
+                    var result = await RunWorkloadAsync(workload, catalog, settings, cpu, bench.PlaceAsync, bench.CompleteAsync, tag, ct);
+                    var audit = await AuditAsync(console, new ServiceSnapshotReader(http, endpoints, topology.Secret), [.. bench.Answers], settings.QuietTimeout, ct);
+                    var errors = result.Errors + result.CompletionErrors;
+                    results.Add((round, n, result.CommittedPerSecond, result.Percentile(99), errors, audit));
+                    console.MarkupLine($"  {result.CommittedPerSecond:0.0} committed/s, p99 {result.Percentile(99):0.0} ms, {errors} errors");
+                    foreach (var sample in result.ErrorSamples)
+                    {
+                        console.MarkupLine($"  [red]error:[/] {Markup.Escape(sample)}");
+                    }
+                }
+            }
+
+            var medians = counts.Select(n => (Coordinators: n, Median: Median(results.Where(r => r.Coordinators == n).Select(r => r.CommittedPerSecond)))).ToList();
+            var ratio = medians[0].Median > 0 ? medians[^1].Median / medians[0].Median : (double?)null;
+            console.WriteLine();
+            Console.Out.WriteLine("| round | coordinators | committed/s | p99 ms | errors | audit |");
+            Console.Out.WriteLine("|--:|--:|--:|--:|--:|---|");
+            foreach (var r in results)
+            {
+                Console.Out.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"| {r.Round} | {r.Coordinators} | {r.CommittedPerSecond:0.0} | {r.P99Ms:0.0} | {r.Errors} | {r.Audit} |"));
+            }
+
+            console.WriteLine();
+            foreach (var m in medians)
+            {
+                console.MarkupLine($"Median with {m.Coordinators} coordinator replica(s): [bold]{m.Median:0.0}[/] committed/s over {rounds} run(s)");
+            }
+
+            if (ratio is { } q)
+            {
+                console.MarkupLine($"{medians[^1].Coordinators} replicas / {medians[0].Coordinators}: [bold]{q:P1}[/] (issue 14: within 10 %). Load average at end {MachineInfo.LoadAverage()} (a shared machine: the figures move with it).");
+            }
+
+            if (settings.Json is { } file)
+            {
+                await using var stream = file.Create();
+                await System.Text.Json.JsonSerializer.SerializeAsync(
+                    stream,
+                    new
+                    {
+                        machine,
+                        workload = $"{workload.Name}:{workload.Concurrency}",
+                        durationSeconds = settings.Duration.TotalSeconds,
+                        warmupSeconds = settings.Warmup.TotalSeconds,
+                        runs = results.Select(r => new { r.Round, r.Coordinators, r.CommittedPerSecond, r.P99Ms, r.Errors, r.Audit }),
+                        medians = medians.Select(m => new { m.Coordinators, committedPerSecond = m.Median }),
+                        ratio,
+                        loadAverageAtEnd = MachineInfo.LoadAverage(),
+                    },
+                    new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web) { WriteIndented = true },
+                    ct);
+                console.MarkupLine($"JSON written to {Markup.Escape(file.FullName)}");
+            }
+
+            return results.All(r => r.Audit == "clean" && r.Errors == 0) ? ExitCodes.Ok : ExitCodes.Failed;
+        }, ct);
+    }
+
+    /// <summary>The median (the mean of the middle two for an even count); 0 for none.</summary>
+    internal static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted.Count == 0 ? 0 : sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[(sorted.Count / 2) - 1] + sorted[sorted.Count / 2]) / 2;
     }
 
     private static async Task<WindowResult> RunBoundAsync(IAnsiConsole console, string pg, string runId, string runTag, PostgresServer server, BenchSettings settings, CancellationToken ct)
