@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using Dapper;
 using DeliveryService.Couriers;
 using TwoPhase.Persistence;
 using TwoPhase.Protocol;
@@ -57,20 +56,8 @@ public sealed class DirectBound : IAsyncDisposable
             await bound._log.InitializeAsync(cancellationToken);
             await bound._stock.InitializeAsync(cancellationToken);
             await bound._couriers.InitializeAsync(cancellationToken);
-            await bound._storage.WriteAsync(
-                tx => tx.Connection.ExecuteAsync(new CommandDefinition(
-                    "INSERT INTO products (sku, name, on_hand, received) VALUES (@Sku, @Sku, @Stock, @Stock)",
-                    catalog.Products.Select(p => new { p.Sku, p.Stock }).ToList(),
-                    tx.Transaction,
-                    cancellationToken: cancellationToken)),
-                cancellationToken);
-            await bound._delivery.WriteAsync(
-                tx => tx.Connection.ExecuteAsync(new CommandDefinition(
-                    "INSERT INTO couriers (id, name, status) VALUES (@Id, @Id, 'free')",
-                    Enumerable.Range(1, couriers).Select(i => new { Id = $"bench-courier-{i:D4}" }).ToList(),
-                    tx.Transaction,
-                    cancellationToken: cancellationToken)),
-                cancellationToken);
+            await BenchRows.InsertProductsAsync(bound._storage, catalog, cancellationToken);
+            await BenchRows.InsertCouriersAsync(bound._delivery, couriers, cancellationToken);
             return bound;
         }
         catch

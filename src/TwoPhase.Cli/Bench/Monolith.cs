@@ -41,20 +41,8 @@ public sealed class Monolith : IAsyncDisposable
         {
             var schema = string.Join('\n', new StockReservations().Schema(Dialect.Postgres), new CourierReservations().Schema(Dialect.Postgres), OrdersSchema);
             await database.WriteAsync(tx => tx.Connection.ExecuteAsync(new CommandDefinition(schema, transaction: tx.Transaction, cancellationToken: cancellationToken)), cancellationToken);
-            await database.WriteAsync(
-                tx => tx.Connection.ExecuteAsync(new CommandDefinition(
-                    "INSERT INTO products (sku, name, on_hand, received) VALUES (@Sku, @Sku, @Stock, @Stock)",
-                    catalog.Products.Select(p => new { p.Sku, p.Stock }).ToList(),
-                    tx.Transaction,
-                    cancellationToken: cancellationToken)),
-                cancellationToken);
-            await database.WriteAsync(
-                tx => tx.Connection.ExecuteAsync(new CommandDefinition(
-                    "INSERT INTO couriers (id, name, status) VALUES (@Id, @Id, 'free')",
-                    Enumerable.Range(1, couriers).Select(i => new { Id = $"bench-courier-{i:D4}" }).ToList(),
-                    tx.Transaction,
-                    cancellationToken: cancellationToken)),
-                cancellationToken);
+            await BenchRows.InsertProductsAsync(database, catalog, cancellationToken);
+            await BenchRows.InsertCouriersAsync(database, couriers, cancellationToken);
             return monolith;
         }
         catch
